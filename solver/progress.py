@@ -1,0 +1,40 @@
+"""What the pipeline reports while it works, and how it is told to stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from solver.evaluate import Cost
+from solver.timetable import Timetable
+
+LOADING = "loading"
+CLUSTERING = "clustering"
+CPSAT = "cpsat_solving"
+GA = "ga_optimization"
+REFINEMENT = "rl_refinement"
+STAGES = (LOADING, CLUSTERING, CPSAT, GA, REFINEMENT)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`done` of `total` items of `stage` are finished. `best` is the cost of the best
+    timetable so far; `timetable` is set only when that best has just improved."""
+
+    stage: str
+    done: int
+    total: int
+    best: Cost | None = None
+    timetable: Timetable | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+StopCheck = Callable[[], bool]
+
+
+def never_stop() -> bool:
+    return False
+
+
+def ignore_progress(_: Progress) -> None:
+    return None
