@@ -1,0 +1,138 @@
+"""The one entry point: clustering → per-cluster CP-SAT → GA → learned local search.
+
+Each stage gets a share of the job's time budget and hands its timetable to the
+next; the best timetable seen so far is what a stop request returns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from solver import cluster, cpsat, ga, refine
+from solver.evaluate import Cost, evaluate
+from solver.model import Instance
+from solver.progress import (
+    CLUSTERING,
+    CPSAT,
+    GA,
+    LOADING,
+    REFINEMENT,
+    Progress,
+    ProgressCallback,
+    StopCheck,
+    ignore_progress,
+    never_stop,
+)
+from solver.timetable import Timetable
+
+# Share of the time budget per search stage; refinement gets what is left.
+CPSAT_SHARE = 0.3
+GA_SHARE = 0.1
+# Lectures per cluster: small enough that each cluster's model solves in seconds.
+CLUSTER_LECTURES = 60
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    time_limit: float = 60.0
+    seed: int = 0
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    timetable: Timetable
+    cost: Cost
+    stage_costs: dict[str, Cost] = field(default_factory=dict)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+class _Best:
+    """The best timetable so far, and the reporting of its improvements."""
+
+    def __init__(self, instance: Instance, on_progress: ProgressCallback) -> None:
+        self.timetable = Timetable.empty(instance)
+        self.cost = evaluate(self.timetable)
+        self._on_progress = on_progress
+        self.items = (0, 0)
+
+    def offer(self, timetable: Timetable, cost: Cost | None = None) -> bool:
+        cost = cost or evaluate(timetable)
+        if cost.key >= self.cost.key:
+            return False
+        self.timetable, self.cost = timetable, cost
+        return True
+
+    def report(self, stage: str, done: int, total: int, improved: Timetable | None = None, cost: Cost | None = None) -> None:
+        better = improved is not None and self.offer(improved, cost)
+        self.items = (done, total)
+        self._on_progress(Progress(stage, done, total, self.cost, self.timetable if better else None))
+
+
+def solve(
+    instance: Instance,
+    options: SolveOptions = SolveOptions(),
+    on_progress: ProgressCallback = ignore_progress,
+    should_stop: StopCheck = never_stop,
+) -> SolveResult:
+    started = time.monotonic()
+    deadline = started + options.time_limit
+    best = _Best(instance, on_progress)
+    stage_costs: dict[str, Cost] = {}
+
+    def remaining() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    def finish() -> SolveResult:
+        return SolveResult(best.timetable, best.cost, stage_costs, should_stop(), time.monotonic() - started)
+
+    best.report(LOADING, 0, 1)
+    instance.index  # building the index is the loading work
+    best.report(LOADING, 1, 1)
+
+    best.report(CLUSTERING, 0, 1)
+    clusters = cluster.cluster_courses(instance, max_lectures=CLUSTER_LECTURES, seed=options.seed)
+    best.report(CLUSTERING, 1, 1)
+
+    best.report(CPSAT, 0, len(clusters))
+    placed = cpsat.solve_clusters(
+        instance,
+        clusters,
+        time_limit=options.time_limit * CPSAT_SHARE,
+        workers=options.workers,
+        seed=options.seed,
+        should_stop=should_stop,
+        on_cluster=lambda done, total, tt: best.report(CPSAT, done, total, tt),
+    )
+    best.offer(placed)
+    stage_costs[CPSAT] = evaluate(placed)
+    if should_stop():
+        return finish()
+
+    evolved = ga.evolve(
+        best.timetable,
+        time_limit=min(remaining(), options.time_limit * GA_SHARE),
+        seed=options.seed,
+        should_stop=should_stop,
+        on_generation=lambda done, total, cost, tt: best.report(GA, done, total, tt, cost if tt is not None else None),
+    )
+    best.offer(evolved)
+    stage_costs[GA] = best.cost
+    if should_stop():
+        return finish()
+
+    refined = refine.refine(
+        best.timetable,
+        time_limit=remaining(),
+        seed=options.seed,
+        workers=options.workers,
+        should_stop=should_stop,
+        on_iteration=lambda done, total, cost, tt: best.report(REFINEMENT, done, total, tt, cost if tt is not None else None),
+    )
+    best.offer(refined)
+    stage_costs[REFINEMENT] = best.cost
+    iterations = best.items[0]
+    best.report(REFINEMENT, iterations, iterations)
+    return finish()
