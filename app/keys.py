@@ -1,0 +1,36 @@
+"""Every `request.app[...]` key of the web app, in one place.
+
+`app/web_app.py` (create_app) sets all of them before the app starts serving:
+- STORE: the `app.store.Store` (jobs, event logs, results).
+- HUB: the `app.hub.Hub` that fans events out to SSE subscribers.
+- CONFIG: the `app.config.Config` (heartbeat seconds, CORS origins, limits...).
+- METRICS: the `app.metrics.Metrics` (Prometheus counters and gauges of this app).
+- RUNNER: the `saga.runner.JobRunner` executing jobs.
+- AUTH: the `app.auth.Auth` (tokens, sessions).
+
+The auth middleware puts the caller's `app.auth.User` in `request[USER]` for every
+/api route except POST/DELETE /api/session, and `app.auth.visible_job(request, job_id)`
+returns the JobRecord or raises the JSON 404 (another user's job looks missing).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from app.auth import Auth, User
+    from app.config import Config
+    from app.hub import Hub
+    from app.metrics import Metrics
+    from app.store import Store
+    from saga.runner import JobRunner
+
+STORE: web.AppKey[Store] = web.AppKey("store")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
+AUTH: web.AppKey[Auth] = web.AppKey("auth")
+USER = "timetabler.user"  # request key, value: app.auth.User

@@ -1,0 +1,60 @@
+"""What the web edge keeps about jobs, and the storage Protocol behind it.
+
+`SqliteStore` (app/sqlite_store.py) is the implementation; handlers and the SSE
+stream depend only on this Protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from saga.events import ProgressEvent
+    from saga.jobs import JobOutcome
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    owner: str
+    name: str
+    status: str  # saga.events QUEUED | RUNNING | COMPLETED | FAILED | CANCELLED
+    created_at: float  # unix seconds
+    time_limit: float  # seconds
+    seed: int
+    attempt: int  # 1 for the first run, +1 per restart after an interruption
+    instance_ctt: str  # the instance as .ctt text, enough to run the job again
+    last_seq: int  # seq of the newest stored event, 0 before the first
+
+
+class Store(Protocol):
+    async def create_job(self, job: JobRecord) -> None: ...
+
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        """Newest first, with the total count; `owner` None lists everyone's (admin)."""
+        ...
+
+    async def append_event(self, event: ProgressEvent) -> None:
+        """Store the event and move the job's status, attempt and last_seq along with it."""
+        ...
+
+    async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
+        """Events with seq > `seq`, oldest first; None when the bounded log no longer holds seq+1."""
+        ...
+
+    async def latest_event(self, job_id: str) -> ProgressEvent | None: ...
+
+    async def save_result(self, outcome: JobOutcome) -> None: ...
+
+    async def get_result(self, job_id: str) -> JobOutcome | None: ...
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs queued or running, i.e. interrupted when read at startup."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
