@@ -4,7 +4,7 @@
 - STORE: the `app.store.Store` (jobs, event logs, results).
 - HUB: the `app.hub.Hub` that fans events out to SSE subscribers.
 - CONFIG: the `app.config.Config` (heartbeat seconds, CORS origins, limits...).
-- METRICS: the `app.metrics.Metrics` (Prometheus counters and gauges of this app).
+- METRICS: the `app.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
 - RUNNER: the `saga.runner.JobRunner` executing jobs.
 - AUTH: the `app.auth.Auth` (tokens, sessions).
 

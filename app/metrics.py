@@ -3,32 +3,49 @@ as in tests, never share or clash)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from typing import Iterator
 
-from saga.events import ProgressEvent, TERMINAL
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from app.hub import HubStats
+from saga.events import TERMINAL, ProgressEvent
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 SOLVE_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-class Metrics:
-    """Counters the app and the SSE stream update. `sse_connections` (Gauge: inc on open,
-    dec on close), `events_sent` (Counter: one per SSE event written), `events_coalesced`
-    (Counter: progress events dropped for a slow client) belong to the SSE side."""
+class _HubCollector(Collector):
+    """Reads the hub's counters at scrape time, so the streams keep plain integers."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: HubStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        yield GaugeMetricFamily("timetabler_sse_connections", "Open SSE connections", value=s.open_connections)
+        yield CounterMetricFamily("timetabler_sse_events_sent", "Events written to SSE clients", value=s.events_sent)
+        yield CounterMetricFamily(
+            "timetabler_sse_events_coalesced", "Progress events skipped for slow SSE clients", value=s.events_coalesced
+        )
+        yield CounterMetricFamily(
+            "timetabler_sse_subscribers_dropped", "SSE clients cut off for staying unwritable", value=s.subscribers_dropped
+        )
+
+
+class Metrics:
+    """Job counts and solve times, followed from published events, plus the hub's SSE counters."""
+
+    def __init__(self, hub_stats: HubStats) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(_HubCollector(hub_stats))
         self.active_jobs = Gauge(
             "timetabler_jobs_active", "Jobs queued or running, by status", ["status"], registry=self.registry
         )
         self.finished_jobs = Counter(
             "timetabler_jobs_finished", "Jobs that reached a final status, by status", ["status"], registry=self.registry
-        )
-        self.sse_connections = Gauge("timetabler_sse_connections", "Open SSE connections", registry=self.registry)
-        self.events_sent = Counter("timetabler_sse_events_sent", "Events written to SSE clients", registry=self.registry)
-        self.events_coalesced = Counter(
-            "timetabler_sse_events_coalesced", "Progress events skipped for slow SSE clients", registry=self.registry
         )
         self.solve_seconds = Histogram(
             "timetabler_solve_seconds", "Wall time from start to final status", buckets=SOLVE_BUCKETS, registry=self.registry

@@ -1,0 +1,99 @@
+"""Every setting of the service in one table: its flag, its TIMETABLER_* variable, its default.
+
+A flag beats the environment, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+MB = 1024 * 1024
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("timetabler-data")
+    slots: int | None = None
+    admin_token: str | None = None
+    tokens: Path | None = None
+    max_body: int = 5 * MB
+    max_active_jobs: int = 3
+    cors_origin: tuple[str, ...] = ()
+    heartbeat: float = 15.0
+    time_limit: float = 60.0
+    max_time_limit: float = 3600.0
+    max_attempts: int = 3
+    event_log: int = 1000
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # Config field; flag --name-with-dashes; env TIMETABLER_NAME
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default(self) -> Any:
+        return getattr(Config, self.name)
+
+    @property
+    def env(self) -> str:
+        return "TIMETABLER_" + self.name.upper()
+
+
+SETTINGS = (
+    Setting("host", str, "address to listen on"),
+    Setting("port", int, "port to listen on"),
+    Setting("data_dir", Path, "where the database and secrets live"),
+    Setting("slots", int, "jobs solved at once (default: CPU cores)"),
+    Setting("admin_token", str, "admin bearer token (default: generated into the data dir)"),
+    Setting("tokens", Path, "file of 'TOKEN USER [admin]' lines"),
+    Setting("max_body", int, "largest accepted request body, bytes"),
+    Setting("max_active_jobs", int, "queued+running jobs allowed per user"),
+    Setting("cors_origin", _origins, "comma-separated origins allowed to call the API with credentials"),
+    Setting("heartbeat", float, "seconds between SSE heartbeats"),
+    Setting("time_limit", float, "default solving time per job, seconds"),
+    Setting("max_time_limit", float, "largest time limit a job may ask for, seconds"),
+    Setting("max_attempts", int, "runs of a job interrupted by restarts before it fails"),
+    Setting("event_log", int, "progress events kept per job"),
+)
+
+
+assert [s.name for s in SETTINGS] == [f.name for f in fields(Config)], "SETTINGS and Config must list the same fields"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; unset flags stay None so the environment can fill them."""
+    for s in SETTINGS:
+        default = s.default if s.default not in (None, ()) else "none"
+        parser.add_argument(s.flag, dest=s.name, type=s.parse, default=None, help=f"{s.help} [{s.env}, default {default}]")
+
+
+def load(flags: Mapping[str, Any] | argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting; raises ValueError naming the variable when an env value does not parse."""
+    given = vars(flags) if isinstance(flags, argparse.Namespace) else dict(flags or {})
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if given.get(s.name) is not None:
+            values[s.name] = given[s.name]
+        elif env.get(s.env):
+            try:
+                values[s.name] = s.parse(env[s.env])
+            except ValueError:
+                raise ValueError(f"{s.env}={env[s.env]!r} is not a valid {s.help}") from None
+    return Config(**values)

@@ -1,0 +1,205 @@
+"""`Store` on SQLite: one file in the data dir, WAL mode, one transaction per write.
+
+sqlite3 blocks, so one worker thread owns the connection and every call runs there;
+the event loop only awaits. Serialising through one thread also orders the writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import astuple, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from app.store import JobRecord
+from saga.events import QUEUED, RUNNING, ProgressEvent
+from saga.jobs import JobOutcome
+from solver.ctt import parse_ctt
+from solver.evaluate import Cost
+from solver.model import Instance
+from solver.timetable import Timetable
+
+T = TypeVar("T")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, time_limit REAL NOT NULL, seed INTEGER NOT NULL,
+    attempt INTEGER NOT NULL, instance_ctt TEXT NOT NULL, last_seq INTEGER NOT NULL,
+    trimmed_seq INTEGER NOT NULL DEFAULT 0  -- events up to here were dropped from the log
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, created_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY, status TEXT NOT NULL, period TEXT, room TEXT, cost TEXT,
+    stage_costs TEXT NOT NULL, error TEXT, finished_at REAL NOT NULL
+);
+"""
+JOB_COLUMNS = ", ".join(f.name for f in fields(JobRecord))
+INSTANCE_CACHE = 32  # parsed instances kept for get_result, by job id
+
+
+def _cost_json(cost: Cost | None) -> str | None:
+    return None if cost is None else json.dumps({f.name: getattr(cost, f.name) for f in fields(Cost)})
+
+
+def _cost(text: str | None) -> Cost | None:
+    return None if text is None else Cost(**json.loads(text))
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, keep_events: int = 1000) -> None:
+        self._path = path
+        self._keep = keep_events
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._instances: OrderedDict[str, Instance] = OrderedDict()
+
+    @classmethod
+    async def open(cls, path: Path, *, keep_events: int = 1000) -> SqliteStore:
+        store = cls(path, keep_events=keep_events)
+        await store._run(store._connect)
+        return store
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit, one BEGIN..COMMIT per write.
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        self._db = db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One BEGIN..COMMIT: everything inside lands, or nothing does."""
+        assert self._db is not None
+        with self._db:  # commits on success, rolls back on error
+            self._db.execute("BEGIN")
+            yield self._db
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._transaction() as db:
+            db.execute(sql, params)
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._db is not None
+        return self._db.execute(sql, params).fetchall()
+
+    async def create_job(self, job: JobRecord) -> None:
+        marks = ", ".join("?" * len(fields(JobRecord)))
+        await self._run(self._write, f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({marks})", astuple(job))
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        rows = await self._run(self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return JobRecord(*rows[0]) if rows else None
+
+    async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
+        return await self._run(self._list_jobs, where, params, limit, offset)
+
+    def _list_jobs(self, where: str, params: tuple[Any, ...], limit: int, offset: int) -> tuple[list[JobRecord], int]:
+        rows = self._rows(
+            f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = self._rows(f"SELECT COUNT(*) FROM jobs {where}", params)[0][0]
+        return [JobRecord(*r) for r in rows], total
+
+    async def append_event(self, event: ProgressEvent) -> None:
+        await self._run(self._append_event, event)
+
+    def _append_event(self, event: ProgressEvent) -> None:
+        first_kept = event.seq - self._keep + 1
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO events (job_id, seq, data) VALUES (?, ?, ?)",
+                (event.job_id, event.seq, json.dumps(event.to_dict())),
+            )
+            dropped = db.execute(
+                "SELECT MAX(seq) FROM events WHERE job_id = ? AND seq < ?", (event.job_id, first_kept)
+            ).fetchone()[0]
+            db.execute("DELETE FROM events WHERE job_id = ? AND seq < ?", (event.job_id, first_kept))
+            db.execute(
+                "UPDATE jobs SET status = ?, attempt = ?, last_seq = ?, trimmed_seq = MAX(trimmed_seq, ?) WHERE id = ?",
+                (event.status, event.attempt, event.seq, dropped or 0, event.job_id),
+            )
+
+    async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
+        return await self._run(self._events_after, job_id, seq)
+
+    def _events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
+        trimmed = self._rows("SELECT trimmed_seq FROM jobs WHERE id = ?", (job_id,))
+        if trimmed and seq < trimmed[0][0]:
+            return None
+        rows = self._rows("SELECT data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq))
+        return [ProgressEvent.from_dict(json.loads(r[0])) for r in rows]
+
+    async def latest_event(self, job_id: str) -> ProgressEvent | None:
+        rows = await self._run(self._rows, "SELECT data FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,))
+        return ProgressEvent.from_dict(json.loads(rows[0][0])) if rows else None
+
+    async def save_result(self, outcome: JobOutcome) -> None:
+        tt = outcome.timetable
+        params = (
+            outcome.job_id,
+            outcome.status,
+            None if tt is None else json.dumps(tt.period),
+            None if tt is None else json.dumps(tt.room),
+            _cost_json(outcome.cost),
+            json.dumps({stage: _cost_json(c) for stage, c in outcome.stage_costs.items()}),
+            outcome.error,
+            outcome.finished_at,
+        )
+        await self._run(self._write, "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
+
+    async def get_result(self, job_id: str) -> JobOutcome | None:
+        rows = await self._run(
+            self._rows,
+            "SELECT r.*, j.instance_ctt, j.name FROM results r JOIN jobs j ON j.id = r.job_id WHERE r.job_id = ?",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        _, status, period, room, cost, stage_costs, error, finished_at, ctt, name = rows[0]
+        timetable = None
+        if period is not None:
+            timetable = Timetable.from_arrays(self._instance(job_id, ctt, name), json.loads(period), json.loads(room))
+        stages = {stage: _cost(c) for stage, c in json.loads(stage_costs).items()}
+        return JobOutcome(job_id, status, timetable, _cost(cost), stages, error, finished_at)
+
+    def _instance(self, job_id: str, ctt: str, name: str) -> Instance:
+        if job_id not in self._instances:
+            self._instances[job_id] = parse_ctt(ctt, source=name)
+            while len(self._instances) > INSTANCE_CACHE:
+                self._instances.popitem(last=False)
+        self._instances.move_to_end(job_id)
+        return self._instances[job_id]
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        rows = await self._run(
+            self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) ORDER BY created_at", (QUEUED, RUNNING)
+        )
+        return [JobRecord(*r) for r in rows]
+
+    async def ping(self) -> bool:
+        try:
+            return (await self._run(self._rows, "SELECT 1")) == [(1,)]
+        except (sqlite3.Error, RuntimeError):
+            return False
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
