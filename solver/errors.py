@@ -1,0 +1,29 @@
+"""The one error type for bad instance or solution input."""
+
+from __future__ import annotations
+
+_SHOWN_CHARS = 40
+
+
+class InstanceError(ValueError):
+    """Bad input, located by `line` (text formats) or `field` (a JSON path such as
+    `courses[3].lectures`); `str()` is one readable line for the user."""
+
+    def __init__(self, message: str, line: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.field = field
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"line {self.line}: {self.message}"
+        if self.field:
+            return f"{self.field}: {self.message}"
+        return self.message
+
+
+def shown(value: object) -> str:
+    """A user-supplied value quoted for a message, cut short so the message stays one line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 4] + "...'"
