@@ -6,6 +6,7 @@
 - CONFIG: the `app.config.Config` (heartbeat seconds, CORS origins, limits...).
 - METRICS: the `app.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
 - RUNNER: the `saga.runner.JobRunner` executing jobs.
+- SERVICE: the `app.service.JobService` (submit, cancel, per-user active counts).
 - AUTH: the `app.auth.Auth` (tokens, sessions).
 
 The auth middleware puts the caller's `app.auth.User` in `request[USER]` for every
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from app.config import Config
     from app.hub import Hub
     from app.metrics import Metrics
+    from app.service import JobService
     from app.store import Store
     from saga.runner import JobRunner
 
@@ -33,4 +35,5 @@ CONFIG: web.AppKey[Config] = web.AppKey("config")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
+SERVICE: web.AppKey[JobService] = web.AppKey("service")
 USER = "timetabler.user"  # request key, value: app.auth.User

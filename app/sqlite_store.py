@@ -62,11 +62,8 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._instances: OrderedDict[str, Instance] = OrderedDict()
 
-    @classmethod
-    async def open(cls, path: Path, *, keep_events: int = 1000) -> SqliteStore:
-        store = cls(path, keep_events=keep_events)
-        await store._run(store._connect)
-        return store
+    async def connect(self) -> None:
+        await self._run(self._connect)
 
     def _connect(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,94 @@
+"""The aiohttp application: its parts, its middlewares, its start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from app import auth, cors, web_events, web_jobs, web_misc, web_static
+from app.auth import Auth
+from app.config import Config
+from app.hub import Hub
+from app.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
+from app.metrics import Metrics
+from app.service import JobService
+from app.sqlite_store import SqliteStore
+from app.web_errors import ApiError, json_error
+from saga.runner import JobRunner
+
+log = logging.getLogger(__name__)
+DB_FILE = "timetabler.sqlite3"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every error leaves as JSON `{"error", "detail"}`; unexpected ones are logged, not shown."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return err.response()
+    except web.HTTPRequestEntityTooLarge:
+        limit = _size(request.app[CONFIG].max_body)
+        return json_error(413, "payload_too_large", f"The request body is larger than the {limit} limit.")
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        headers = {k: v for k, v in err.headers.items() if k.lower() == "allow"}
+        return json_error(err.status, err.reason.lower().replace(" ", "_"), f"{err.reason}: {request.method} {request.path}", headers)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "Something went wrong on the server; the error has been logged.")
+
+
+def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
+    """The app for `config`; `auth_` defaults to the one the data dir and config describe."""
+    app = web.Application(
+        client_max_size=config.max_body,
+        middlewares=[error_middleware, cors.preflight_middleware, auth.auth_middleware],
+    )
+    store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
+    hub = Hub()
+    metrics = Metrics(hub.stats)
+    service = JobService(store, hub, metrics)
+    service.runner = runner = JobRunner(service, service, slots=config.slots)
+    app[CONFIG], app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = config, store, hub, metrics, service, runner
+    app[AUTH] = auth_ or Auth.load(config.data_dir, config.admin_token, config.tokens)[0]
+
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_stop_streams)
+    app.on_cleanup.append(_stop)
+    app.on_response_prepare.append(cors.add_headers)
+    _routes(app)
+    return app
+
+
+def _routes(app: web.Application) -> None:
+    app.router.add_post("/api/session", auth.login)
+    app.router.add_delete("/api/session", auth.logout)
+    web_jobs.setup(app)
+    app.router.add_get("/api/jobs/{id}/events", web_events.stream)
+    web_misc.setup(app)
+    web_static.setup(app)
+
+
+async def _start(app: web.Application) -> None:
+    await app[STORE].connect()
+    await app[SERVICE].recover(app[CONFIG].max_attempts)
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # Ends open SSE streams so shutdown does not wait for clients to hang up.
+    app[HUB].close()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[RUNNER].close()
+    await app[STORE].close()

@@ -1,0 +1,123 @@
+"""Job routes: submit, list, look at, cancel, and fetch the timetable."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from app import timetable_view
+from app.auth import user, visible_job
+from app.job_input import read_submission
+from app.keys import CONFIG, SERVICE, STORE
+from app.store import JobRecord
+from app.web_errors import ApiError, bad_request, not_found
+from app.web_misc import sample_instance
+from saga.events import QUEUED, TERMINAL
+from saga.jobs import CancelResult
+from solver.ctt import format_ctt, format_sol
+
+MAX_PAGE = 100
+FORMATS = ("json", "sol", "csv")
+
+
+def links(job_id: str) -> dict[str, str]:
+    base = f"/api/jobs/{job_id}"
+    return {"self": base, "events": f"{base}/events", "timetable": f"{base}/timetable"}
+
+
+async def snapshot(request: web.Request, job: JobRecord) -> dict[str, Any]:
+    store = request.app[STORE]
+    latest = await store.latest_event(job.id)
+    outcome = await store.get_result(job.id)
+    result = None
+    if outcome is not None and outcome.cost is not None:
+        result = {"hard": outcome.cost.hard, "soft": outcome.cost.soft, "cost": outcome.cost.as_dict()}
+    return {
+        "id": job.id, "name": job.name, "owner": job.owner, "status": job.status, "created_at": job.created_at,
+        "attempt": job.attempt, "time_limit": job.time_limit, "seed": job.seed,
+        "latest": latest.to_dict() if latest else None, "result": result, "links": links(job.id),
+    }
+
+
+async def create(request: web.Request) -> web.Response:
+    config, service, caller = request.app[CONFIG], request.app[SERVICE], user(request)
+    # Count before reading the body: a refused caller should not cost a parse.
+    if service.active_jobs(caller.name) >= config.max_active_jobs:
+        raise ApiError(429, "too_many_jobs", f"You already have {config.max_active_jobs} jobs queued or running; wait for one to finish or cancel one.")
+    submission = await read_submission(request, config, sample_instance)
+    if service.active_jobs(caller.name) >= config.max_active_jobs:  # another request won the race while we parsed
+        raise ApiError(429, "too_many_jobs", f"You already have {config.max_active_jobs} jobs queued or running.")
+    job = JobRecord(
+        id=uuid.uuid4().hex[:16], owner=caller.name, name=submission.name, status=QUEUED, created_at=time.time(),
+        time_limit=submission.time_limit, seed=submission.seed, attempt=1,
+        instance_ctt=format_ctt(submission.instance), last_seq=0,
+    )
+    await service.submit(job, submission.instance)
+    return web.json_response({"id": job.id, "status": QUEUED, "links": links(job.id)}, status=202,
+                             headers={"Location": links(job.id)["self"]})
+
+
+def _page_arg(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise bad_request(f"Query parameter '{name}' must be a whole number from 0 to {high}.")
+    return int(raw)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    limit = _page_arg(request, "limit", 20, MAX_PAGE)
+    offset = _page_arg(request, "offset", 0, 10**9)
+    caller = user(request)
+    jobs, total = await request.app[STORE].list_jobs(None if caller.admin else caller.name, limit, offset)
+    return web.json_response(
+        {"jobs": [await snapshot(request, j) for j in jobs], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+async def get(request: web.Request) -> web.Response:
+    job = await visible_job(request, request.match_info["id"])
+    return web.json_response(await snapshot(request, job))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    job = await visible_job(request, request.match_info["id"])
+    if job.status in TERMINAL:
+        return web.json_response({"status": job.status})
+    outcome = await request.app[SERVICE].cancel(job.id)
+    if outcome is CancelResult.UNKNOWN:  # it finished between the read and the cancel
+        fresh = await request.app[STORE].get_job(job.id)
+        return web.json_response({"status": fresh.status if fresh else job.status})
+    status = "cancelled" if outcome is CancelResult.REMOVED else "stopping"
+    return web.json_response({"status": status}, status=202)
+
+
+async def timetable(request: web.Request) -> web.Response:
+    job = await visible_job(request, request.match_info["id"])
+    fmt = request.query.get("format", "json")
+    if fmt not in FORMATS:
+        raise bad_request(f"Query parameter 'format' must be one of {', '.join(FORMATS)}, not {fmt[:20]!r}.")
+    outcome = await request.app[STORE].get_result(job.id)
+    if outcome is None or outcome.timetable is None or outcome.cost is None:
+        raise not_found(f"Job {job.id} has no timetable yet (status {job.status}).")
+    if fmt == "sol":
+        return web.Response(text=format_sol(outcome.timetable), content_type="text/plain", headers=_download(job, "sol"))
+    if fmt == "csv":
+        return web.Response(text=timetable_view.as_csv(outcome.timetable, outcome.cost), content_type="text/csv", headers=_download(job, "csv"))
+    return web.json_response(timetable_view.as_json(job.id, outcome.status, outcome.timetable, outcome.cost))
+
+
+def _download(job: JobRecord, ext: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{job.id}.{ext}"'}
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/jobs", create)
+    app.router.add_get("/api/jobs", list_jobs)
+    app.router.add_get("/api/jobs/{id}", get)
+    app.router.add_delete("/api/jobs/{id}", cancel)
+    app.router.add_get("/api/jobs/{id}/timetable", timetable)
