@@ -1,0 +1,108 @@
+// Follows one job: SSE while it works, polling GET /api/jobs/{id} while it does
+// not, and back to SSE as soon as the server answers again.
+//
+// EventSource reconnects by itself and sends Last-Event-ID; this class only
+// steps in after repeated failures (or when the browser gives up), and drops
+// events it has already seen, so replays after a fresh connection are harmless.
+
+import { api, eventsUrl } from "./api.js";
+
+const MAX_FAILURES = 3;
+const POLL_MS = 5000;
+
+export class JobStream {
+  /**
+   * handlers: onEvent(progressEvent), onDone({status}), onState("live"|"reconnecting"|"polling"|"closed"),
+   * onGone(error) when the job is missing or the session ended.
+   */
+  constructor(jobId, handlers) {
+    this.jobId = jobId;
+    this.h = handlers;
+    this.lastSeq = 0;
+    this.failures = 0;
+    this.source = null;
+    this.pollTimer = null;
+    this.finished = false;
+  }
+
+  start() {
+    this.open();
+  }
+
+  close() {
+    this.finished = true;
+    this.closeSource();
+    clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+    this.h.onState("closed");
+  }
+
+  open() {
+    if (this.finished) return;
+    const source = new EventSource(eventsUrl(this.jobId));
+    this.source = source;
+    source.addEventListener("connected", () => {
+      this.failures = 0;
+      this.h.onState("live");
+    });
+    source.addEventListener("progress", (e) => this.receive(JSON.parse(e.data)));
+    source.addEventListener("snapshot", (e) => this.receive(JSON.parse(e.data)));
+    source.addEventListener("done", (e) => this.finish(JSON.parse(e.data)));
+    source.onerror = () => this.failed(source);
+  }
+
+  closeSource() {
+    if (this.source) this.source.close();
+    this.source = null;
+  }
+
+  receive(event) {
+    if (!event || event.seq <= this.lastSeq) return;
+    this.lastSeq = event.seq;
+    this.h.onEvent(event);
+  }
+
+  finish(data) {
+    if (this.finished) return;
+    this.close();
+    this.h.onDone(data);
+  }
+
+  failed(source) {
+    if (this.finished || source !== this.source) return;
+    this.failures += 1;
+    // CLOSED: the browser will not retry (e.g. a 502 from a proxy, a 401, a 404).
+    if (this.failures >= MAX_FAILURES || source.readyState === EventSource.CLOSED) {
+      this.closeSource();
+      this.h.onState("polling");
+      this.poll();
+    } else {
+      this.h.onState("reconnecting");
+    }
+  }
+
+  async poll() {
+    this.pollTimer = null;
+    if (this.finished) return;
+    let snapshot;
+    try {
+      snapshot = await api.job(this.jobId);
+    } catch (error) {
+      if (error.status === 401 || error.status === 404) return this.gone(error);
+      this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
+      return;
+    }
+    if (snapshot.latest) this.receive(snapshot.latest);
+    if (["completed", "cancelled", "failed"].includes(snapshot.status)) {
+      return this.finish({ status: snapshot.status, links: snapshot.links });
+    }
+    // The server answers again: one more stream failure sends us back to polling.
+    this.failures = MAX_FAILURES - 1;
+    this.open();
+  }
+
+  gone(error) {
+    this.close();
+    this.h.onGone(error);
+  }
+}
