@@ -40,7 +40,23 @@ def _when(period: int, per_day: int) -> str:
 
 
 def as_json(job_id: str, status: str, timetable: Timetable, cost: Cost) -> dict[str, Any]:
-    return {"job_id": job_id, "status": status, **timetable_to_json(timetable, cost), "violations": hard_violations(timetable)}
+    instance = timetable.instance
+    data = timetable_to_json(timetable, cost)
+    return {
+        "job_id": job_id, "status": status, **data, "lectures": _with_sizes(timetable, data["lectures"]),
+        "days": instance.days, "periods_per_day": instance.periods_per_day, "violations": hard_violations(timetable),
+    }
+
+
+def _with_sizes(timetable: Timetable, lectures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds the figures the page needs to point at soft-cost offenders (too-small rooms, too few days)."""
+    courses = {c.id: c for c in timetable.instance.courses}
+    capacity = {r.id: r.capacity for r in timetable.instance.rooms}
+    return [
+        {**row, "students": courses[row["course"]].students, "capacity": capacity[row["room"]],
+         "min_working_days": courses[row["course"]].min_working_days}
+        for row in lectures
+    ]
 
 
 def as_csv(timetable: Timetable, cost: Cost) -> str:
