@@ -1,0 +1,183 @@
+"""CP-SAT stage: place clusters of courses one after another, repair what cannot be
+placed, and re-optimise chosen lectures for the refinement stage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Callable, Sequence
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from solver.cpsat_model import Placement, build_placement
+from solver.evaluate import evaluate
+from solver.model import Instance
+from solver.progress import StopCheck, never_stop
+from solver.timetable import Timetable
+
+STOP_POLL_SECONDS = 0.05
+# A repair attempt gets at least this long, even past the stage's budget: the stage
+# must end with a feasible timetable whenever one exists.
+REPAIR_MIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Solved:
+    timetable: Timetable
+    soft: int
+
+
+class _StopWatcher:
+    """Polls `should_stop` while a solve runs and calls `stop_search` until it returns
+    (a call made before the search has started is lost, so it is repeated)."""
+
+    def __init__(self, solver: cp_model.CpSolver, should_stop: StopCheck) -> None:
+        self._solver, self._should_stop = solver, should_stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="cpsat-stop", daemon=True)
+
+    def __enter__(self) -> _StopWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(STOP_POLL_SECONDS):
+            if self._should_stop():
+                self._solver.stop_search()
+
+
+def run(placement: Placement, *, time_limit: float, workers: int, seed: int, should_stop: StopCheck) -> Solved | None:
+    """Solve a placement model; the best timetable found, or None when there is none."""
+    if should_stop() or time_limit <= 0:
+        return None
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit
+    solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = seed
+    if workers <= 1:
+        # Alone, the default worker's LP is too weak for this model: level 2 finds good
+        # placements several times faster (measured on comp01 clusters).
+        solver.parameters.linearization_level = 2
+    with _StopWatcher(solver, should_stop):
+        status = solver.solve(placement.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return Solved(placement.timetable(solver), placement.soft(solver))
+
+
+def lectures_of(instance: Instance, courses: Sequence[int]) -> list[int]:
+    fl = instance.index.first_lecture
+    return [l for c in courses for l in range(int(fl[c]), int(fl[c + 1]))]
+
+
+def place_cluster(
+    base: Timetable,
+    courses: Sequence[int],
+    *,
+    time_limit: float,
+    workers: int,
+    seed: int,
+    should_stop: StopCheck,
+) -> Timetable | None:
+    """Place all lectures of `courses` around what `base` holds (their own positions in
+    `base`, if any, serve as a hint); None when no placement was found."""
+    placement = build_placement(base, lectures_of(base.instance, courses), best_fit=True)
+    placement.hint(base)
+    solved = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop)
+    return solved.timetable if solved else None
+
+
+def reoptimize(
+    timetable: Timetable,
+    free_lectures: Sequence[int],
+    *,
+    time_limit: float,
+    workers: int = 1,
+    seed: int = 0,
+    should_stop: StopCheck = never_stop,
+) -> Timetable | None:
+    """Re-place only `free_lectures`, minimising the whole soft cost; the new timetable
+    when it is strictly better than `timetable`, else None."""
+    placement = build_placement(timetable, free_lectures)
+    placement.hint(timetable)
+    solved = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop)
+    if solved is None:
+        return None
+    before, after = evaluate(timetable), evaluate(solved.timetable)
+    return solved.timetable if after.key < before.key else None
+
+
+def solve_clusters(
+    instance: Instance,
+    clusters: Sequence[Sequence[int]],
+    *,
+    time_limit: float,
+    workers: int,
+    seed: int,
+    should_stop: StopCheck,
+    on_cluster: Callable[[int, int, Timetable], None],
+) -> Timetable:
+    """Place the clusters in order, each given a share of the remaining time in
+    proportion to its lectures; a cluster that does not fit is placed again together
+    with already placed courses around it."""
+    deadline = time.monotonic() + time_limit
+    sizes = [int(instance.index.lectures[list(cl)].sum()) for cl in clusters]
+    timetable, placed = Timetable.empty(instance), []
+    for i, cluster in enumerate(clusters):
+        if should_stop():
+            break
+        share = max(0.0, deadline - time.monotonic()) * sizes[i] / max(1, sum(sizes[i:]))
+        new = place_cluster(timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop)
+        if new is None:
+            new = _repair(timetable, cluster, placed, deadline=deadline, workers=workers, seed=seed, should_stop=should_stop)
+        if new is not None:
+            timetable = new
+            placed.extend(cluster)
+        on_cluster(i + 1, len(clusters), timetable)
+    return timetable
+
+
+def _repair(
+    timetable: Timetable,
+    cluster: Sequence[int],
+    placed: Sequence[int],
+    *,
+    deadline: float,
+    workers: int,
+    seed: int,
+    should_stop: StopCheck,
+) -> Timetable | None:
+    """Free the cluster's placed conflict neighbours with it, then theirs, then every
+    placed course (a subset of a feasible instance is feasible, so the last ring finds
+    a placement given time)."""
+    for ring in _rings(timetable.instance, cluster, placed):
+        if should_stop():
+            return None
+        budget = max(REPAIR_MIN_SECONDS, (deadline - time.monotonic()) / 2)
+        new = place_cluster(timetable, ring, time_limit=budget, workers=workers, seed=seed, should_stop=should_stop)
+        if new is not None:
+            return new
+    return None
+
+
+def _rings(instance: Instance, cluster: Sequence[int], placed: Sequence[int]) -> list[list[int]]:
+    conflict = instance.index.conflict
+    ring, rings = set(cluster), []
+    candidates = np.zeros(instance.index.n_courses, dtype=bool)
+    candidates[list(placed)] = True
+    for _ in range(2):
+        near = candidates & conflict[sorted(ring)].any(axis=0)
+        if not near.any():
+            break
+        ring |= set(np.flatnonzero(near).tolist())
+        candidates &= ~near
+        rings.append(sorted(ring))
+    rings.append(sorted(set(cluster) | set(placed)))
+    return rings
