@@ -1,0 +1,158 @@
+"""Hard-feasible local-search moves over a `SearchState`.
+
+Each operator proposes one change, asks `accept(delta)` (the acceptance rule of the
+caller) and either applies it and returns the soft delta, or leaves the state as it was
+and returns None. All of them keep hard violations at zero.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from solver.state import SearchState
+
+Accept = Callable[[int], bool]
+Operator = Callable[[SearchState, random.Random, Accept], "int | None"]
+
+
+def pick_room(state: SearchState, l: int, p: int, rng: random.Random) -> int:
+    """A free room of `p` for `l`: its own room if free, else the cheapest (capacity, stability)."""
+    own = state.room[l]
+    p_n, occ = state.n_periods, state.occ
+    if own >= 0 and not occ[own * p_n + p]:
+        return own
+    c = state.course_of[l]
+    base, cr, pen, used = c * state.n_rooms, state.cr, state.penalty, state.rooms_used[c] > 0
+    best, best_key = -1, None
+    for r in range(state.n_rooms):
+        if not occ[r * p_n + p]:
+            key = pen[base + r] + (1 if used and not cr[base + r] else 0) + rng.random() * 0.5
+            if best_key is None or key < best_key:
+                best, best_key = r, key
+    return best
+
+
+def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """A random lecture to a random period, in its own room when free there."""
+    l = rng.randrange(state.n_lectures)
+    p = rng.randrange(state.n_periods)
+    if p == state.period[l]:
+        return None
+    i = state.course_of[l] * state.n_periods + p
+    if state.cp[i] or state.conf[i] or state.unavailable[i]:
+        return None
+    r = pick_room(state, l, p, rng)
+    if r < 0:
+        return None
+    d = state.move_delta(l, p, r)
+    if accept(d):
+        state.move(l, p, r)
+        return d
+    return None
+
+
+def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """A random lecture to a random (period, room): moved if the room is free, else swapped."""
+    l = rng.randrange(state.n_lectures)
+    p, r = rng.randrange(state.n_periods), rng.randrange(state.n_rooms)
+    there = state.occ[r * state.n_periods + p]
+    if there:
+        other = there[0]
+        if other == l or not state.can_swap(l, other):
+            return None
+        d = state.swap_delta(l, other)
+        if accept(d):
+            state.swap(l, other)
+            return d
+        return None
+    if not state.can_move(l, p, r):
+        return None
+    d = state.move_delta(l, p, r)
+    if accept(d):
+        state.move(l, p, r)
+        return d
+    return None
+
+
+def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """A random lecture to another room of the same period (swapping with its occupant)."""
+    l = rng.randrange(state.n_lectures)
+    p, r = state.period[l], rng.randrange(state.n_rooms)
+    if r == state.room[l]:
+        return None
+    there = state.occ[r * state.n_periods + p]
+    if there:
+        d = state.swap_delta(l, there[0])
+        if accept(d):
+            state.swap(l, there[0])
+            return d
+        return None
+    d = state.move_delta(l, p, r)
+    if accept(d):
+        state.move(l, p, r)
+        return d
+    return None
+
+
+def kempe_chain(state: SearchState, l: int, p2: int) -> tuple[list[int], list[int]]:
+    """The lectures of `l`'s period and of `p2` linked to `l` by conflicts (same course included)."""
+    p1 = state.period[l]
+    at = {p1: state.lectures_at(p1), p2: state.lectures_at(p2)}
+    course, conflicting = state.course_of, state.conflicting
+    side = {l: p1}
+    frontier = [l]
+    while frontier:
+        x = frontier.pop()
+        cx, other = course[x], p2 if side[x] == p1 else p1
+        for y in at[other]:
+            if y not in side and (course[y] == cx or course[y] in conflicting[cx]):
+                side[y] = other
+                frontier.append(y)
+    return [x for x, p in side.items() if p == p1], [x for x, p in side.items() if p == p2]
+
+
+def kempe(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """Kempe-chain interchange of a random lecture's period with another period, then rooms."""
+    l = rng.randrange(state.n_lectures)
+    p1, p2 = state.period[l], rng.randrange(state.n_periods)
+    if p1 == p2:
+        return None
+    out1, out2 = kempe_chain(state, l, p2)
+    p_n, un, course = state.n_periods, state.unavailable, state.course_of
+    if any(un[course[x] * p_n + p2] for x in out1) or any(un[course[x] * p_n + p1] for x in out2):
+        return None
+    old = [(x, state.period[x], state.room[x]) for x in out1 + out2]
+    before = state.soft
+    for x in out1 + out2:
+        state.unplace(x)
+    if not (_put(state, out1, p2, old, rng) and _put(state, out2, p1, old, rng)):
+        _restore(state, old)
+        return None
+    d = state.soft - before
+    if accept(d):
+        return d
+    _restore(state, old)
+    return None
+
+
+def _put(state: SearchState, lectures: list[int], p: int, old: list[tuple[int, int, int]], rng: random.Random) -> bool:
+    rooms = {x: r for x, _, r in old}
+    for x in sorted(lectures, key=lambda x: -state.students[state.course_of[x]]):
+        state.room[x] = rooms[x]  # so pick_room prefers the lecture's previous room
+        r = pick_room(state, x, p, rng)
+        state.room[x] = -1
+        if r < 0:
+            return False
+        state.place(x, p, r)
+    return True
+
+
+def _restore(state: SearchState, old: list[tuple[int, int, int]]) -> None:
+    for x, _, _ in old:
+        state.unplace(x)
+    for x, p, r in old:
+        state.place(x, p, r)
+
+
+OPERATORS: dict[str, Operator] = {"move": move, "swap": swap, "room": room_change, "kempe": kempe}

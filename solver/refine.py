@@ -1,0 +1,197 @@
+"""Local search whose choice of neighbourhood is learned while it runs.
+
+Simulated annealing over hard-feasible moves (move, swap, room change, Kempe chain and a
+CP-SAT window re-optimisation). Which operator runs next is an adaptive operator selection
+bandit: each operator's reward is the cost it removed per second of its own running time
+(an exponential moving average), and the operators get time shares proportional to it,
+with a floor so none starves. The temperature cools geometrically over the remaining
+time and is reheated from the best timetable when the search stalls.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Callable
+
+from solver.construct import feasible_state
+from solver.evaluate import Cost, evaluate
+from solver.neighbourhoods import OPERATORS, Accept, Operator
+from solver.progress import StopCheck, never_stop
+from solver.state import SearchState
+from solver.timetable import Timetable
+from solver.window import reoptimize_window
+
+OnIteration = Callable[[int, int, Cost, "Timetable | None"], None]
+
+BATCH_SECONDS = 0.01
+REPORT_SECONDS = 0.1
+T_START, T_END = 3.0, 0.15
+STALL_FRACTION = 0.15
+
+
+def _ignore(_done: int, _total: int, _best: Cost, _tt: Timetable | None) -> None:
+    return None
+
+
+class OperatorBandit:
+    """Time shares over operators in proportion to their recent improvement per second."""
+
+    def __init__(self, names: list[str], rng: random.Random, floor: float = 0.04, decay: float = 0.2) -> None:
+        self.names, self.rng, self.floor, self.decay = names, rng, floor, decay
+        self.rate = [1.0] * len(names)  # optimistic start: every operator gets tried
+        self.seconds = [BATCH_SECONDS] * len(names)  # running mean of one batch's duration
+        self.uses = [0] * len(names)
+
+    def shares(self) -> list[float]:
+        total = sum(self.rate) or 1.0
+        n = len(self.rate)
+        return [self.floor + (1 - n * self.floor) * r / total for r in self.rate]
+
+    def choose(self) -> int:
+        weights = [s / t for s, t in zip(self.shares(), self.seconds)]
+        return self.rng.choices(range(len(weights)), weights)[0]
+
+    def reward(self, i: int, improvement: float, seconds: float) -> None:
+        seconds = max(seconds, 1e-6)
+        self.uses[i] += 1
+        self.rate[i] += self.decay * (improvement / seconds - self.rate[i])
+        self.seconds[i] += self.decay * (seconds - self.seconds[i])
+
+
+class Annealer:
+    """Geometric cooling from T_START to T_END over a cycle; a stall starts a new, cooler cycle."""
+
+    def __init__(self, start: float, deadline: float, rng: random.Random) -> None:
+        self.rng, self.deadline = rng, deadline
+        self.t0, self.cycle_start, self.temperature = T_START, start, T_START
+        self.stall = max(2.0, STALL_FRACTION * (deadline - start))
+
+    def cool(self, now: float) -> None:
+        span = max(self.deadline - self.cycle_start, 1e-6)
+        frac = min((now - self.cycle_start) / span, 1.0)
+        self.temperature = self.t0 * (T_END / self.t0) ** frac
+
+    def reheat(self, now: float) -> None:
+        self.t0 = max(self.temperature * 4, T_END * 2, self.t0 / 2)
+        self.cycle_start = now
+
+    def accept(self, d: int) -> bool:
+        return d <= 0 or self.rng.random() < math.exp(-d / self.temperature)
+
+
+class _Best:
+    def __init__(self, state: SearchState) -> None:
+        self.soft = state.soft
+        self.period, self.room = list(state.period), list(state.room)
+        self.when = time.monotonic()
+        self.fresh = True
+
+    def offer(self, state: SearchState, now: float) -> None:
+        if state.soft < self.soft:
+            self.soft, self.period, self.room = state.soft, list(state.period), list(state.room)
+            self.when, self.fresh = now, True
+
+    def timetable(self, state: SearchState) -> Timetable:
+        return Timetable(state.instance, tuple(self.period), tuple(self.room))
+
+
+def refine(
+    timetable: Timetable,
+    *,
+    time_limit: float,
+    seed: int,
+    workers: int = 1,
+    should_stop: StopCheck = never_stop,
+    on_iteration: OnIteration = _ignore,
+) -> Timetable:
+    """The best timetable found within `time_limit` seconds; never worse than `timetable`."""
+    start = time.monotonic()
+    deadline = start + time_limit
+    rng = random.Random(seed)
+    state = feasible_state(timetable, rng, deadline, should_stop)
+    search = _Search(state, rng, start, deadline, workers, should_stop, on_iteration)
+    if state.hard == 0:
+        search.run()
+    found = search.best.timetable(state)
+    return found if evaluate(found).key < evaluate(timetable).key else timetable
+
+
+class _Search:
+    def __init__(
+        self,
+        state: SearchState,
+        rng: random.Random,
+        start: float,
+        deadline: float,
+        workers: int,
+        should_stop: StopCheck,
+        on_iteration: OnIteration,
+    ) -> None:
+        self.state, self.rng, self.deadline, self.should_stop = state, rng, deadline, should_stop
+        self.on_iteration, self.start = on_iteration, start
+        self.best = _Best(state)
+        self.annealer = Annealer(start, deadline, rng)
+        self.ops: list[tuple[str, Operator]] = list(OPERATORS.items())
+        self.ops.append(("window", self._window))
+        self.bandit = OperatorBandit([name for name, _ in self.ops], rng)
+        self.per_second = [1000.0] * len(self.ops)  # proposals per second, to size the batches
+        self.workers, self.proposals, self.last_report = workers, 0, 0.0
+        self.reported: Cost | None = None
+
+    def _window(self, state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
+        budget = min(1.0, self.deadline - time.monotonic())
+        if budget < 0.2:
+            return None
+        return reoptimize_window(state, rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
+
+    def run(self) -> None:
+        while not self.should_stop():
+            now = time.monotonic()
+            if now >= self.deadline:
+                break
+            self._batch(self.bandit.choose())
+            now = time.monotonic()
+            self.best.offer(self.state, now)
+            self.annealer.cool(now)
+            if now - self.best.when > self.annealer.stall and now - self.annealer.cycle_start > self.annealer.stall:
+                self._reheat(now)
+            self._report(now)
+        self._report(float("inf"))
+
+    def _batch(self, i: int) -> None:
+        state, rng, op = self.state, self.rng, self.ops[i][1]
+        accept, best = self.annealer.accept, self.best
+        n = max(1, int(self.per_second[i] * BATCH_SECONDS))
+        gained, t0 = 0, time.monotonic()
+        for _ in range(n):
+            d = op(state, rng, accept)
+            if d is not None and d < 0:
+                gained -= d
+                if state.soft < best.soft:
+                    best.offer(state, t0)
+        seconds = time.monotonic() - t0
+        self.proposals += n
+        self.per_second[i] = n / max(seconds, 1e-6)
+        self.bandit.reward(i, gained, seconds)
+
+    def _reheat(self, now: float) -> None:
+        for l in range(self.state.n_lectures):
+            self.state.unplace(l)
+        for l, (p, r) in enumerate(zip(self.best.period, self.best.room)):
+            self.state.place(l, p, r)
+        self.annealer.reheat(now)
+        self.best.when = now
+
+    def _report(self, now: float) -> None:
+        if now - self.last_report < REPORT_SECONDS:
+            return
+        self.last_report = time.monotonic()
+        elapsed = max(self.last_report - self.start, 1e-3)
+        total = max(self.proposals, int(self.proposals * (self.deadline - self.start) / elapsed))
+        best_tt = self.best.timetable(self.state) if self.best.fresh else None
+        if best_tt is not None or self.reported is None:
+            self.reported = evaluate(self.best.timetable(self.state))
+        self.best.fresh = False
+        self.on_iteration(min(self.proposals, total), total, self.reported, best_tt)

@@ -1,0 +1,337 @@
+"""A mutable timetable with exact, incremental evaluation for local search.
+
+The state mirrors the official validator: it keeps the table `tt[course][period] = room`
+(a "cell" per course and period, whose room is that of the lowest-numbered lecture of the
+course placed there) and every counter the eight cost components depend on. Raw
+`place`/`unplace`/`move`/`swap` accept anything, feasible or not, and keep `cost()` equal to
+`evaluate(to_timetable())`. The `*_delta` methods are the fast path of the search: plain
+Python ints and lists, O(curricula of the course), valid for hard-feasible moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from solver.evaluate import COMPACTNESS_WEIGHT, MIN_WORKING_DAYS_WEIGHT, Cost
+from solver.timetable import UNPLACED, Timetable
+
+_MWD = MIN_WORKING_DAYS_WEIGHT
+_CC = COMPACTNESS_WEIGHT
+
+
+class SearchState:
+    def __init__(self, timetable: Timetable) -> None:
+        self.instance = timetable.instance
+        ix = self.instance.index
+        self.n_periods = p_n = ix.n_periods
+        self.n_rooms = r_n = ix.n_rooms
+        self.n_days = d_n = ix.days
+        c_n, q_n = ix.n_courses, len(ix.curriculum_courses)
+        self.n_lectures = ix.n_lectures
+        self.course_of: list[int] = ix.lecture_course.tolist()
+        first = ix.first_lecture.tolist()
+        self.lectures_of = [range(first[c], first[c + 1]) for c in range(c_n)]
+        self.partners: list[list[int]] = [np.flatnonzero(row).tolist() for row in ix.conflict]
+        self.conflicting: list[frozenset[int]] = [frozenset(ps) for ps in self.partners]
+        self.unavailable: list[bool] = ix.unavailable.ravel().tolist()  # [c * P + p]
+        self.penalty: list[int] = ix.capacity_penalty.ravel().tolist()  # [c * R + r]
+        self.curricula_of: list[tuple[int, ...]] = list(ix.curricula_of)
+        self.required: list[int] = ix.lectures.tolist()
+        self.students: list[int] = ix.students.tolist()
+        self.min_days: list[int] = ix.min_days.tolist()
+        self.day_of = [p // ix.periods_per_day for p in range(p_n)]
+        self._setup_compactness(ix.periods_per_day)
+
+        self.period = [UNPLACED] * self.n_lectures
+        self.room = [UNPLACED] * self.n_lectures
+        self.cp = [0] * (c_n * p_n)  # lectures of course c in period p
+        self.cell_lecture = [-1] * (c_n * p_n)  # the lecture the validator keeps for the cell
+        self.cell_room = [-1] * (c_n * p_n)
+        self.conf = [0] * (c_n * p_n)  # busy conflicting courses of c in period p
+        self.occ: list[list[int]] = [[] for _ in range(r_n * p_n)]  # cell lectures per [r * P + p]
+        self.cd = [0] * (c_n * d_n)
+        self.days_used = [0] * c_n
+        self.cr = [0] * (c_n * r_n)
+        self.rooms_used = [0] * c_n
+        self.cq = [0] * (q_n * p_n)
+        self.busy = [0] * c_n
+
+        self.lectures_cost = sum(self.required)
+        self.conflicts = self.availability = self.room_occupation = 0
+        self.capacity_cost = self.stability_cost = self.isolated = 0
+        self.mwd_cost = _MWD * sum(self.min_days)
+        for l, (p, r) in enumerate(zip(timetable.period, timetable.room)):
+            if p != UNPLACED:
+                self.place(l, p, r)
+
+    def _setup_compactness(self, ppd: int) -> None:
+        p_n = self.n_periods
+        self.prev = [p - 1 if p > 0 else -1 for p in range(p_n)]
+        self.next = [p + 1 if p + 1 < p_n else -1 for p in range(p_n)]
+        self.first_slot = [p % ppd == 0 for p in range(p_n)]
+        self.last_slot = [p % ppd == ppd - 1 for p in range(p_n)]
+        # Periods whose isolation test reads period p (the validator's literal rule).
+        self.readers = [
+            tuple(n for n in (p - 1, p + 1) if 0 <= n < p_n and p in (self.prev[n], self.next[n]) and self._reads(n, p))
+            for p in range(p_n)
+        ]
+
+    def _reads(self, n: int, p: int) -> bool:
+        if p == self.next[n]:
+            return not self.last_slot[n] or self.first_slot[n]
+        return not self.first_slot[n] or self.last_slot[n]
+
+    # ----- reading -----------------------------------------------------------------
+
+    def cost(self) -> Cost:
+        return Cost(
+            lectures=self.lectures_cost,
+            conflicts=self.conflicts,
+            availability=self.availability,
+            room_occupation=self.room_occupation,
+            room_capacity=self.capacity_cost,
+            min_working_days=self.mwd_cost,
+            curriculum_compactness=_CC * self.isolated,
+            room_stability=self.stability_cost,
+        )
+
+    @property
+    def hard(self) -> int:
+        return self.lectures_cost + self.conflicts + self.availability + self.room_occupation
+
+    @property
+    def soft(self) -> int:
+        return self.capacity_cost + self.mwd_cost + _CC * self.isolated + self.stability_cost
+
+    def to_timetable(self) -> Timetable:
+        return Timetable(self.instance, tuple(self.period), tuple(self.room))
+
+    def lectures_at(self, p: int) -> list[int]:
+        """The lectures the validator sees in period `p`, one per occupied room."""
+        occ, p_n = self.occ, self.n_periods
+        return [lec for r in range(self.n_rooms) for lec in occ[r * p_n + p]]
+
+    def free_rooms(self, p: int) -> list[int]:
+        occ, p_n = self.occ, self.n_periods
+        return [r for r in range(self.n_rooms) if not occ[r * p_n + p]]
+
+    def _isolated(self, base: int, p: int) -> bool:
+        cq = self.cq
+        pr, nx = self.prev[p], self.next[p]
+        has_prev = pr >= 0 and cq[base + pr] > 0
+        has_next = nx >= 0 and cq[base + nx] > 0
+        return (self.first_slot[p] and not has_next) or (self.last_slot[p] and not has_prev) or not (has_next or has_prev)
+
+    def _q_delta(self, base: int, p: int, dk: int) -> int:
+        """Change in isolated lectures when curriculum (row `base`) gains `dk` courses in `p`."""
+        cq = self.cq
+        a = cq[base + p]
+        d = dk if self._isolated(base, p) else 0
+        if a == 0 or a + dk == 0:
+            iso = self._isolated
+            readers = self.readers[p]
+            before = sum(cq[base + n] for n in readers if iso(base, n))
+            cq[base + p] = a + dk
+            after = sum(cq[base + n] for n in readers if iso(base, n))
+            cq[base + p] = a
+            d += after - before
+        return d
+
+    # ----- fast deltas (soft cost, hard-feasible moves) ------------------------------
+
+    def can_move(self, l: int, p: int, r: int) -> bool:
+        """Moving placed lecture `l` to (`p`, `r`) keeps hard violations at zero."""
+        if self.occ[r * self.n_periods + p]:
+            return False
+        if p == self.period[l]:
+            return True
+        i = self.course_of[l] * self.n_periods + p
+        return not (self.cp[i] or self.conf[i] or self.unavailable[i])
+
+    def can_swap(self, l1: int, l2: int) -> bool:
+        """Exchanging the slots of placed lectures `l1`, `l2` keeps hard violations at zero."""
+        c1, c2 = self.course_of[l1], self.course_of[l2]
+        if c1 == c2:
+            return False
+        p1, p2, p_n = self.period[l1], self.period[l2], self.n_periods
+        if p1 == p2:
+            return True
+        i1, i2 = c1 * p_n + p2, c2 * p_n + p1
+        mutual = 1 if c2 in self.conflicting[c1] else 0
+        cp, un, conf = self.cp, self.unavailable, self.conf
+        return not (cp[i1] or cp[i2] or un[i1] or un[i2] or conf[i1] - mutual or conf[i2] - mutual)
+
+    def place_delta(self, l: int, p: int, r: int) -> int:
+        """Soft change of placing unplaced `l` at (`p`, `r`), its course not yet in `p`."""
+        c = self.course_of[l]
+        d = self.penalty[c * self.n_rooms + r]
+        if self.cr[c * self.n_rooms + r] == 0 and self.rooms_used[c] > 0:
+            d += 1
+        if self.cd[c * self.n_days + self.day_of[p]] == 0 and self.days_used[c] < self.min_days[c]:
+            d -= _MWD
+        p_n = self.n_periods
+        return d + _CC * sum(self._q_delta(q * p_n, p, 1) for q in self.curricula_of[c])
+
+    def move_delta(self, l: int, p: int, r: int) -> int:
+        """Soft change of moving placed `l` to (`p`, `r`); exact for any move `can_move` allows."""
+        c, p1, r1 = self.course_of[l], self.period[l], self.room[l]
+        p_n, r_n = self.n_periods, self.n_rooms
+        if p1 == UNPLACED or self.cp[c * p_n + p1] != 1 or (p != p1 and self.cp[c * p_n + p]):
+            return self._applied_delta(((l, p, r),))
+        d = 0
+        if r != r1:
+            cr, base = self.cr, c * r_n
+            d = self.penalty[base + r] - self.penalty[base + r1]
+            u = self.rooms_used[c]
+            nu = u - (cr[base + r1] == 1) + (cr[base + r] == 0)
+            d += max(nu - 1, 0) - max(u - 1, 0)
+        if p == p1:
+            return d
+        d1, d2 = self.day_of[p1], self.day_of[p]
+        if d1 != d2:
+            cd, base = self.cd, c * self.n_days
+            u = self.days_used[c]
+            nu = u - (cd[base + d1] == 1) + (cd[base + d2] == 0)
+            m = self.min_days[c]
+            d += _MWD * (max(m - nu, 0) - max(m - u, 0))
+        cq, qd = self.cq, self._q_delta
+        for q in self.curricula_of[c]:
+            base = q * p_n
+            x = qd(base, p1, -1)
+            cq[base + p1] -= 1
+            x += qd(base, p, 1)
+            cq[base + p1] += 1
+            d += _CC * x
+        return d
+
+    def swap_delta(self, l1: int, l2: int) -> int:
+        """Soft change of exchanging the slots of `l1` and `l2` (exact for swaps `can_swap` allows)."""
+        (p1, r1), (p2, r2) = (self.period[l1], self.room[l1]), (self.period[l2], self.room[l2])
+        c1, c2, cp, p_n = self.course_of[l1], self.course_of[l2], self.cp, self.n_periods
+        simple = p1 >= 0 and p2 >= 0 and c1 != c2 and cp[c1 * p_n + p1] == 1 and cp[c2 * p_n + p2] == 1
+        if not simple or (p1 != p2 and (cp[c1 * p_n + p2] or cp[c2 * p_n + p1])):
+            return self._applied_delta(((l1, p2, r2), (l2, p1, r1)))
+        if c2 not in self.conflicting[c1]:  # no shared curriculum: the two moves are independent
+            return self.move_delta(l1, p2, r2) + self.move_delta(l2, p1, r1)
+        d = self._shift(l1, p2, r2)
+        d += self._shift(l2, p1, r1)
+        self._shift(l2, p2, r2)
+        self._shift(l1, p1, r1)
+        return d
+
+    def _shift(self, l: int, p: int, r: int) -> int:
+        """Move `l` in the soft counters only (not in the hard ones); returns the soft delta."""
+        d = self.move_delta(l, p, r)
+        c, p1, r1 = self.course_of[l], self.period[l], self.room[l]
+        self._room_counters(c, r1, -1)
+        self._room_counters(c, r, 1)
+        self._period_counters(c, p1, -1)
+        self._period_counters(c, p, 1)
+        self.period[l], self.room[l] = p, r
+        self.cell_room[c * self.n_periods + p1] = -1
+        self.cell_room[c * self.n_periods + p] = r
+        self.cp[c * self.n_periods + p1] -= 1
+        self.cp[c * self.n_periods + p] += 1
+        return d
+
+    def _applied_delta(self, moves: tuple[tuple[int, int, int], ...]) -> int:
+        before, old = self.soft, [(l, self.period[l], self.room[l]) for l, _, _ in moves]
+        for l, p, r in moves:
+            self.move(l, p, r)
+        after = self.soft
+        for l, p, r in reversed(old):
+            self.move(l, p, r)
+        return after - before
+
+    # ----- raw changes (any state, exact) -------------------------------------------
+
+    def place(self, l: int, p: int, r: int) -> None:
+        c = self.course_of[l]
+        i = c * self.n_periods + p
+        self.period[l], self.room[l] = p, r
+        self.cp[i] += 1
+        kept = self.cell_lecture[i]
+        if kept < 0 or l < kept:
+            self._set_cell(c, p, l)
+
+    def unplace(self, l: int) -> None:
+        c, p = self.course_of[l], self.period[l]
+        if p == UNPLACED:
+            return
+        i = c * self.n_periods + p
+        self.period[l] = self.room[l] = UNPLACED
+        self.cp[i] -= 1
+        if self.cell_lecture[i] == l:
+            rest = [x for x in self.lectures_of[c] if self.period[x] == p]
+            self._set_cell(c, p, min(rest) if rest else -1)
+
+    def move(self, l: int, p: int, r: int) -> None:
+        """Put `l` at (`p`, `r`), or leave it unplaced when `p` is `UNPLACED`."""
+        self.unplace(l)
+        if p != UNPLACED:
+            self.place(l, p, r)
+
+    def swap(self, l1: int, l2: int) -> None:
+        (p1, r1), (p2, r2) = (self.period[l1], self.room[l1]), (self.period[l2], self.room[l2])
+        self.unplace(l1)
+        self.unplace(l2)
+        if p2 != UNPLACED:
+            self.place(l1, p2, r2)
+        if p1 != UNPLACED:
+            self.place(l2, p1, r1)
+
+    def _set_cell(self, c: int, p: int, lec: int) -> None:
+        i = c * self.n_periods + p
+        old_lec, old_room = self.cell_lecture[i], self.cell_room[i]
+        if old_lec >= 0:
+            self._room_off(c, p, old_room, old_lec)
+        if (old_lec < 0) != (lec < 0):
+            self._busy_flip(c, p, 1 if lec >= 0 else -1)
+        self.cell_lecture[i] = lec
+        self.cell_room[i] = self.room[lec] if lec >= 0 else -1
+        if lec >= 0:
+            self._room_on(c, p, self.room[lec], lec)
+
+    def _room_off(self, c: int, p: int, r: int, lec: int) -> None:
+        occ = self.occ[r * self.n_periods + p]
+        occ.remove(lec)
+        self.room_occupation -= 1 if occ else 0
+        self._room_counters(c, r, -1)
+
+    def _room_on(self, c: int, p: int, r: int, lec: int) -> None:
+        occ = self.occ[r * self.n_periods + p]
+        self.room_occupation += 1 if occ else 0
+        occ.append(lec)
+        self._room_counters(c, r, 1)
+
+    def _room_counters(self, c: int, r: int, k: int) -> None:
+        i = c * self.n_rooms + r
+        self.capacity_cost += k * self.penalty[i]
+        self.cr[i] += k
+        if self.cr[i] == (1 if k > 0 else 0):
+            u = self.rooms_used[c]
+            self.rooms_used[c] = u + k
+            self.stability_cost += max(u + k - 1, 0) - max(u - 1, 0)
+
+    def _busy_flip(self, c: int, p: int, k: int) -> None:
+        i, p_n = c * self.n_periods + p, self.n_periods
+        b, need = self.busy[c], self.required[c]
+        self.busy[c] = b + k
+        self.lectures_cost += abs(b + k - need) - abs(b - need)
+        self.conflicts += k * self.conf[i]
+        self.availability += k if self.unavailable[i] else 0
+        for c2 in self.partners[c]:
+            self.conf[c2 * p_n + p] += k
+        self._period_counters(c, p, k)
+
+    def _period_counters(self, c: int, p: int, k: int) -> None:
+        j = c * self.n_days + self.day_of[p]
+        self.cd[j] += k
+        if self.cd[j] == (1 if k > 0 else 0):
+            u, m = self.days_used[c], self.min_days[c]
+            self.days_used[c] = u + k
+            self.mwd_cost += _MWD * (max(m - u - k, 0) - max(m - u, 0))
+        p_n = self.n_periods
+        for q in self.curricula_of[c]:
+            self.isolated += self._q_delta(q * p_n, p, k)
+            self.cq[q * p_n + p] += k
