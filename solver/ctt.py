@@ -140,7 +140,7 @@ def _fields(line: _Line, columns: tuple[str, ...], noun: str, at_least: bool = F
     if len(fields) < len(columns) or (len(fields) > len(columns) and not at_least):
         expected = f"at least {len(columns)}" if at_least else str(len(columns))
         raise InstanceError(
-            f"a {noun} row needs {expected} fields ({' '.join(columns)}), found {len(fields)}", line.number)
+            f"each {noun} row needs {expected} fields ({' '.join(columns)}), found {len(fields)}", line.number)
     return fields
 
 

@@ -27,3 +27,8 @@ def shown(value: object) -> str:
     """A user-supplied value quoted for a message, cut short so the message stays one line."""
     text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 4] + "...'"
+
+
+def named(value: str) -> str:
+    """An id as-is when it is one short word (the usual case), else quoted like `shown`."""
+    return value if value and len(value) <= _SHOWN_CHARS and not any(ch.isspace() for ch in value) else shown(value)

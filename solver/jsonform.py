@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from solver.errors import InstanceError, shown
+from solver.errors import InstanceError, named, shown
 from solver.evaluate import Cost
 from solver.model import Course, Curriculum, Instance, Room, Unavailability
 from solver.timetable import UNPLACED, Timetable
@@ -124,7 +124,7 @@ def timetable_from_json(data: object, instance: Instance) -> Timetable:
 
 def _known(positions: dict[str, int], name: str, path: str, kind: str) -> int:
     if name not in positions:
-        raise InstanceError(f"unknown {kind} {shown(name)}", field=path)
+        raise InstanceError(f"unknown {kind} {named(name)}", field=path)
     return positions[name]
 
 

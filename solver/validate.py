@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from solver.errors import InstanceError, shown
+from solver.errors import InstanceError, named, shown
 from solver.model import Course, Curriculum, Instance, Room, Unavailability
 
 # Sizes beyond these are refused: they are far above real timetabling problems
@@ -93,6 +93,7 @@ def check_contents(instance: Instance, locate: Locate) -> None:
 
 def _check_courses(courses: tuple[Course, ...], days: int, locate: Locate) -> None:
     seen: set[str] = set()
+    total = 0
     for i, c in enumerate(courses):
         _check_id(c.id, "course", seen, locate("courses", i, "id"))
         _check_id(c.teacher, "teacher", None, locate("courses", i, "teacher"))
@@ -103,9 +104,10 @@ def _check_courses(courses: tuple[Course, ...], days: int, locate: Locate) -> No
         _in_range(c.min_working_days, 0, MAX_HEADCOUNT, f"min_working_days of {what}", where)
         if c.min_working_days > days:
             raise where.error(f"{what} has min_working_days {c.min_working_days}, more than the {days} days of the week")
-    total = sum(c.lectures for c in courses)
-    if total > MAX_LECTURES:
-        raise locate("courses").error(f"{total} lectures in all is more than this service accepts (at most {MAX_LECTURES})")
+        total += c.lectures
+        if total > MAX_LECTURES:
+            raise locate("courses", i, "lectures").error(
+                f"with course {c.id} the lectures add up to {total}, more than this service accepts (at most {MAX_LECTURES})")
 
 
 def _check_rooms(rooms: tuple[Room, ...], locate: Locate) -> None:
@@ -122,7 +124,7 @@ def _check_curricula(curricula: tuple[Curriculum, ...], known: set[str], locate:
         repeated = Counter(q.courses)
         for j, cid in enumerate(q.courses):
             if cid not in known:
-                raise locate("curricula", i, f"courses[{j}]").error(f"curriculum {q.id} names unknown course {shown(cid)}")
+                raise locate("curricula", i, f"courses[{j}]").error(f"curriculum {q.id} names unknown course {named(cid)}")
             if repeated[cid] > 1:
                 raise locate("curricula", i, f"courses[{j}]").error(f"curriculum {q.id} lists course {cid} twice")
 
@@ -130,7 +132,7 @@ def _check_curricula(curricula: tuple[Curriculum, ...], known: set[str], locate:
 def _check_unavailability(rows: tuple[Unavailability, ...], known: set[str], instance: Instance, locate: Locate) -> None:
     for i, u in enumerate(rows):
         if u.course not in known:
-            raise locate("unavailability", i, "course").error(f"unavailability names unknown course {shown(u.course)}")
+            raise locate("unavailability", i, "course").error(f"unavailability names unknown course {named(u.course)}")
         if not 0 <= u.day < instance.days:
             raise locate("unavailability", i, "day").error(
                 f"day {u.day} of course {u.course} is outside the week (days 0..{instance.days - 1})")

@@ -1,0 +1,51 @@
+"""Fixtures shared by the test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from solver.ctt import parse_ctt
+from solver.model import Instance
+
+# The benchmark data sits next to the repository, here and in CI.
+CTT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "ctt"
+
+# 3 courses, 2 rooms, 2 days x 2 periods: small enough to reason about by hand.
+TINY_CTT = """\
+Name: tiny
+Courses: 3
+Rooms: 2
+Days: 2
+Periods_per_day: 2
+Curricula: 1
+Constraints: 1
+
+COURSES:
+c1 t1 2 2 30
+c2 t2 2 1 10
+c3 t1 1 1 35
+
+ROOMS:
+rA 40
+rB 20
+
+CURRICULA:
+q1 2 c1 c2
+
+UNAVAILABILITY_CONSTRAINTS:
+c3 0 0
+
+END.
+"""
+
+
+@pytest.fixture
+def ctt_dir() -> Path:
+    return CTT_DIR
+
+
+@pytest.fixture
+def tiny_instance() -> Instance:
+    return parse_ctt(TINY_CTT, "tiny.ctt")
