@@ -1,0 +1,159 @@
+"""The page, driven in headless Chromium against the real service in a subprocess."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import pytest
+
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    TOKEN,
+    Service,
+    browser,
+    own_service,
+    page_at,
+    record,
+    screenshot,
+    service,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+SAMPLE = "small"
+
+
+def sample_lectures(service: Service, name: str) -> int:
+    samples = service.api("GET", "/api/samples").json()["samples"]
+    return next(s["lectures"] for s in samples if s["name"] == name)
+
+
+def submit_sample(page: object, name: str, seconds: int) -> str:
+    page.locator("#sample").select_option(name)
+    page.locator("#time-limit").fill(str(seconds))
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"#/jobs/.+"))
+    record(page, "bar", "#overall", "aria-valuenow")
+    record(page, "caption", "#overall-value")
+    record(page, "connection", "#connection", "data-state")
+    return page.url.rsplit("/", 1)[1]
+
+
+def wait_for_status(page: object, status: str, timeout: float) -> None:
+    page.wait_for_function(
+        "s => document.querySelector('#job-status').dataset.status === s", arg=status, timeout=timeout * 1000
+    )
+
+
+def lecture_count(page: object) -> int:
+    return page.locator("#grid .lecture").count()
+
+
+def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_at: object) -> None:
+    page = page_at(service)
+    assert "token=" not in page.url  # the one-time login URL is stripped from the address bar
+    job_id = submit_sample(page, SAMPLE, 6)
+
+    page.wait_for_function("() => Number(document.querySelector('#overall').getAttribute('aria-valuenow')) >= 20")
+    screenshot(page, "job-running.png", publish=True)
+    wait_for_status(page, "completed", 40)
+    page.locator("#result").wait_for(state="visible")
+    page.wait_for_function("() => document.querySelector('#overall').getAttribute('aria-valuenow') === '100'")
+
+    bar = [int(v) for v in page.evaluate("window.bar")]
+    captions = [int(c.split()[0]) for c in page.evaluate("window.caption")]
+    for values in (bar, captions):
+        assert values == sorted(values), f"the bar went backwards: {values}"
+        assert values[-1] == 100
+    assert len(set(bar)) > 10, "the bar should move in many small steps, not jump"
+    assert page.locator("#pipeline li.done").count() == 5
+
+    total = sample_lectures(service, SAMPLE)
+    assert lecture_count(page) == total
+    api_timetable = service.api("GET", f"/api/jobs/{job_id}/timetable?format=json").json()
+    assert len(api_timetable["lectures"]) == total
+    screenshot(page, "result-grid.png", publish=True)
+
+    # Filtering by a curriculum shows exactly that curriculum's lectures.
+    curriculum = page.locator("#filter-curriculum option").nth(1).get_attribute("value")
+    page.locator("#filter-curriculum").select_option(curriculum)
+    expected = sum(curriculum in lecture["curricula"] for lecture in api_timetable["lectures"])
+    assert 0 < lecture_count(page) == expected < total
+    for fmt in ("sol", "csv", "json"):
+        assert page.locator(f"#dl-{fmt}").get_attribute("href").endswith(f"format={fmt}")
+
+
+def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service, page_at: object) -> None:
+    page = page_at(service, width=390)
+    submit_sample(page, "medium", 60)
+    page.wait_for_function("() => document.querySelector('#best').textContent !== '–'", timeout=40_000)
+    screenshot(page, "job-running-390.png", publish=True)
+
+    page.get_by_role("button", name="Cancel job").click()
+    dialog = page.locator("#cancel-dialog")
+    assert dialog.is_visible()
+    page.keyboard.press("Escape")  # keyboard: Escape keeps the job running
+    assert not dialog.is_visible()
+    assert page.locator("#job-status").get_attribute("data-status") == "running"
+    page.get_by_role("button", name="Cancel job").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # from "Keep running" (autofocused) to "Cancel job"
+    page.keyboard.press("Enter")
+
+    wait_for_status(page, "cancelled", 30)
+    page.locator("#result").wait_for(state="visible")
+    assert "cancelling" in page.locator("#result-summary").inner_text()
+    assert lecture_count(page) > 0
+    wrap_overflows = page.evaluate("() => { const w = document.querySelector('.grid-wrap'); return w.scrollWidth > w.clientWidth; }")
+    page_overflows = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+    assert wrap_overflows and not page_overflows, "at 390 px only the grid should scroll sideways"
+    screenshot(page, "result-grid-390.png", publish=True)
+
+
+def test_a_server_restart_mid_run_recovers_without_reloading(own_service: Service, page_at: object) -> None:
+    page = page_at(own_service)
+    job_id = submit_sample(page, "medium", 10)
+    page.wait_for_function("() => document.querySelector('#connection').dataset.state === 'live'")
+    page.wait_for_function("() => Number(document.querySelector('#overall').getAttribute('aria-valuenow')) >= 5")
+    page.evaluate("window.marker = 1")  # gone if the page reloads
+
+    own_service.stop(signal.SIGKILL)  # a crash: the job is left running in the store
+    page.wait_for_function("() => ['reconnecting', 'polling'].includes(document.querySelector('#connection').dataset.state)")
+    own_service.start()
+    wait_for_status(page, "completed", 60)
+
+    states = page.evaluate("window.connection")
+    first_outage = next(i for i, s in enumerate(states) if s in ("reconnecting", "polling"))
+    assert "live" in states[first_outage:], f"never live again after the restart: {states}"
+    assert page.evaluate("window.marker") == 1
+    assert int(page.locator("#attempt").inner_text()) >= 2
+    assert own_service.api("GET", f"/api/jobs/{job_id}").json()["attempt"] >= 2
+    bar = [int(v) for v in page.evaluate("window.bar")]
+    assert bar == sorted(bar) and bar[-1] == 100
+    page.locator("#result").wait_for(state="visible")
+    assert lecture_count(page) == sample_lectures(own_service, "medium")
+
+
+def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, page_at: object) -> None:
+    page = page_at(service, token="not-the-token")
+    message = page.locator("#login-error")
+    message.wait_for(state="visible")
+    assert "not accepted" in message.inner_text()
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body and "at " + "http" not in body
+    assert "token=" not in page.url
+
+    page.locator("#token").fill(TOKEN)
+    page.keyboard.press("Enter")
+    page.locator("#jobs-view").wait_for(state="visible")
+
+    bad = b"Name: broken\nCourses: 1\nRooms: 1\nDays: 5\nPeriods_per_day: 4\nCurricula: 0\nConstraints: 0\n\nCOURSES:\nc1 t1 two 1 10\n"
+    expected = service.api("POST", "/api/jobs", files={"instance": ("broken.ctt", bad)}).json()["detail"]
+    page.get_by_label("Upload a .ctt file").check()
+    page.locator("#instance-file").set_input_files(files=[{"name": "broken.ctt", "mimeType": "text/plain", "buffer": bad}])
+    page.get_by_role("button", name="Start").click()
+    upload_error = page.locator("#upload-error")
+    upload_error.wait_for(state="visible")
+    assert upload_error.inner_text() == expected
+    assert "line" in expected
