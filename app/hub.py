@@ -18,17 +18,20 @@ from types import TracebackType
 from saga.events import ProgressEvent
 
 DEFAULT_QUEUE_SIZE = 64
+DEFAULT_WRITE_TIMEOUT = 30.0
+DEFAULT_MAX_SUBSCRIBERS = 10_000
 
 
 @dataclass
 class HubStats:
-    """Counters read by the metrics endpoint; streams update the last three."""
+    """Counters read by app/metrics at scrape time; the streams keep the last three."""
 
     events_published: int = 0
-    events_coalesced: int = 0
+    events_coalesced: int = 0  # progress events a slow subscriber never saw
+    subscribers_refused: int = 0  # turned away because max_subscribers were open
     open_connections: int = 0
-    events_sent: int = 0
-    subscribers_dropped: int = 0  # cut off because their socket stayed unwritable
+    events_sent: int = 0  # SSE events written (heartbeats not counted)
+    subscribers_dropped: int = 0  # socket unwritable past write_timeout
 
 
 class Subscription:
@@ -41,6 +44,7 @@ class Subscription:
         self._backlog: deque[ProgressEvent] = deque()
         self._ready = asyncio.Event()
         self._closed = False
+        self.coalesced = 0  # progress events this subscriber never saw
 
     @property
     def closed(self) -> bool:
@@ -56,6 +60,7 @@ class Subscription:
             return
         if len(self._backlog) >= self._queue_size:
             kept = [queued for queued in self._backlog if queued.terminal]
+            self.coalesced += len(self._backlog) - len(kept)
             self._hub.stats.events_coalesced += len(self._backlog) - len(kept)
             self._backlog = deque(kept)
         self._backlog.append(event)
@@ -94,14 +99,30 @@ class Subscription:
 
 
 class Hub:
-    """Routes each published event to the subscriptions of its job."""
+    """Routes each published event to the subscriptions of its job.
 
-    def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+    Also holds the fan-out limits its streams obey: `write_timeout`, seconds a
+    subscriber's socket may stay unwritable before the stream drops it, and
+    `max_subscribers` open at once (more are refused, as during shutdown).
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+    ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if write_timeout <= 0:
+            raise ValueError(f"write_timeout must be > 0 seconds, got {write_timeout}")
         self.stats = HubStats()
+        self.write_timeout = write_timeout
+        self.max_subscribers = max_subscribers
         self._queue_size = queue_size
         self._by_job: dict[str, set[Subscription]] = {}
+        self._count = 0
         self._closed = False
 
     @property
@@ -110,7 +131,7 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(subs) for subs in self._by_job.values())
+        return self._count
 
     def publish(self, event: ProgressEvent) -> None:
         """Hand `event` to every subscriber of its job; never blocks."""
@@ -119,20 +140,25 @@ class Hub:
             subscription.offer(event)
 
     def subscribe(self, job_id: str) -> Subscription:
-        """A new subscription; already closed once the hub is shutting down."""
+        """A new subscription; already closed when shutting down or full."""
         subscription = Subscription(self, job_id, self._queue_size)
         if self._closed:
             subscription.close()
+        elif self.subscriber_count >= self.max_subscribers:
+            self.stats.subscribers_refused += 1
+            subscription.close()
         else:
             self._by_job.setdefault(job_id, set()).add(subscription)
+            self._count += 1
         return subscription
 
     def discard(self, subscription: Subscription) -> None:
         """Forget `subscription` (called by `Subscription.close`)."""
         subs = self._by_job.get(subscription.job_id)
-        if subs is None:
+        if subs is None or subscription not in subs:
             return
-        subs.discard(subscription)
+        subs.remove(subscription)
+        self._count -= 1
         if not subs:
             del self._by_job[subscription.job_id]
 

@@ -106,9 +106,11 @@ async def test_hub_close_ends_everything_and_refuses_new_subscribers() -> None:
     assert late.pending == 0
 
 
-def test_queue_size_must_be_positive() -> None:
+def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="queue_size"):
         Hub(queue_size=0)
+    with pytest.raises(ValueError, match="write_timeout"):
+        Hub(write_timeout=0)
 
 
 async def _cycle(hub: Hub, seq: int) -> None:
@@ -137,3 +139,13 @@ async def test_ten_thousand_connect_disconnect_cycles_leave_nothing_behind() -> 
     assert hub.subscriber_count == 0
     assert len(asyncio.all_tasks()) == tasks_before
     assert growth < 64 * 1024, f"memory grew by {growth} bytes over 9,000 cycles"
+
+
+def test_subscribers_beyond_the_limit_are_refused() -> None:
+    hub = Hub(max_subscribers=2)
+    first, second = hub.subscribe("a"), hub.subscribe("b")
+    third = hub.subscribe("a")
+    assert third.closed and not first.closed and not second.closed
+    assert (hub.subscriber_count, hub.stats.subscribers_refused) == (2, 1)
+    first.close()
+    assert not hub.subscribe("c").closed
