@@ -1,0 +1,83 @@
+"""Remaining-time estimate from how fast overall progress has been moving lately."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EtaSettings:
+    half_life: float = 4.0  # seconds: a sample this old counts half as much as a fresh one
+    warmup: float = 1.0  # seconds of work before any estimate is given
+    min_progress: float = 1.0  # percent of work before any estimate is given
+    min_span: float = 1.0  # seconds the samples must cover before the rate is trusted
+    budget_weight: float = 0.8  # share of the remaining time budget in the blend, when there is one
+
+
+# Samples this many half-lives old weigh under 0.4 % and are dropped.
+_MAX_AGE_HALF_LIVES = 8
+_MAX_SAMPLES = 512
+
+
+class EtaEstimator:
+    """Estimate seconds to 100 % from (time, overall percent) samples.
+
+    The rate is a least-squares slope whose sample weights decay with the sample's
+    age in seconds, not with its rank, so a burst of reports does not outvote a
+    long quiet stretch. Until the samples span `min_span`, it falls back to
+    elapsed / progress. A known time budget (the solver stops by then) is blended in.
+    """
+
+    def __init__(self, settings: EtaSettings = EtaSettings()) -> None:
+        self.settings = settings
+        self._samples: deque[tuple[float, float]] = deque(maxlen=_MAX_SAMPLES)
+        self._started: float | None = None
+        self._budget: float | None = None
+
+    def start(self, now: float, budget: float | None = None) -> None:
+        """Work starts at `now` (monotonic seconds) and should end within `budget` seconds."""
+        self._started, self._budget = now, budget
+        self._samples.clear()
+        self._samples.append((now, 0.0))
+
+    def observe(self, now: float, overall: float) -> None:
+        if self._started is None:
+            self.start(now)
+        self._samples.append((now, overall))
+        horizon = now - _MAX_AGE_HALF_LIVES * self.settings.half_life
+        while len(self._samples) > 2 and self._samples[0][0] < horizon:
+            self._samples.popleft()
+
+    def estimate(self, now: float, overall: float) -> float | None:
+        """Seconds left, 0 when done, None while there is too little evidence."""
+        if overall >= 100.0:
+            return 0.0
+        s = self.settings
+        if self._started is None or now - self._started < s.warmup or overall < s.min_progress:
+            return None
+        by_rate = self._by_rate(now, overall)
+        if self._budget is None:
+            return round(by_rate, 1)
+        left = max(0.0, self._started + self._budget - now)
+        return round(s.budget_weight * left + (1.0 - s.budget_weight) * min(by_rate, left), 1)
+
+    def _by_rate(self, now: float, overall: float) -> float:
+        elapsed = now - self._started  # type: ignore[operator]
+        fallback = elapsed * (100.0 - overall) / overall
+        rate = self._rate(now)
+        return (100.0 - overall) / rate if rate is not None else fallback
+
+    def _rate(self, now: float) -> float | None:
+        """Age-weighted least-squares slope in percent per second, None if not trustworthy."""
+        if len(self._samples) < 3 or self._samples[-1][0] - self._samples[0][0] < self.settings.min_span:
+            return None
+        weights = [0.5 ** ((now - t) / self.settings.half_life) for t, _ in self._samples]
+        total = sum(weights)
+        t_mean = sum(w * t for w, (t, _) in zip(weights, self._samples)) / total
+        p_mean = sum(w * p for w, (_, p) in zip(weights, self._samples)) / total
+        var = sum(w * (t - t_mean) ** 2 for w, (t, _) in zip(weights, self._samples))
+        cov = sum(w * (t - t_mean) * (p - p_mean) for w, (t, p) in zip(weights, self._samples))
+        if var <= 1e-9 or cov <= 0.0:
+            return None
+        return cov / var

@@ -1,0 +1,112 @@
+"""One solver child process, seen from the event loop: start it, read its messages
+without blocking the loop, ask it to stop, kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+from saga.child import ChildTask, run_child
+
+_SPAWN = multiprocessing.get_context("spawn")
+# Seconds a terminated child gets before SIGKILL.
+TERMINATE_GRACE = 0.5
+
+
+@dataclass(frozen=True)
+class PipeClosed:
+    """The child's end of the pipe is gone: it exited or was killed."""
+
+
+class ChildHandle:
+    def __init__(self, task: ChildTask, name: str) -> None:
+        self._recv, self._send = _SPAWN.Pipe(duplex=False)
+        self._stop = _SPAWN.Event()
+        self._process = _SPAWN.Process(
+            target=run_child, args=(self._send, self._stop, task, os.getpid()), name=name, daemon=True
+        )
+        self._messages: asyncio.Queue[object] = asyncio.Queue()
+        self._reaped: asyncio.Future[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    async def start(self) -> None:
+        # Spawning writes the pickled task into the new process: do it off the loop.
+        await asyncio.to_thread(self._process.start)
+        self._send.close()  # only the child writes; its exit then shows as EOF here
+        loop = asyncio.get_running_loop()
+        self._reaped = loop.create_future()
+        name = self._process.name
+        threading.Thread(target=self._read, args=(loop,), daemon=True, name=f"{name}-reader").start()
+        threading.Thread(target=self._reap, args=(loop,), daemon=True, name=f"{name}-reaper").start()
+
+    async def next_messages(self) -> list[object]:
+        """Wait for the next message, then take all that are already there."""
+        batch = [await self._messages.get()]
+        while not self._messages.empty():
+            batch.append(self._messages.get_nowait())
+        return batch
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def exit_description(self) -> str:
+        """Why the child ended, in words; waits briefly for it to be reaped."""
+        if not await self._wait_reaped(TERMINATE_GRACE):
+            return "The solver process stopped answering."
+        code = self._process.exitcode or 0
+        if code < 0:
+            name = signal.Signals(-code).name
+            hint = " (possibly out of memory)" if -code == signal.SIGKILL else ""
+            return f"The solver process was killed by {name}{hint}."
+        return f"The solver process exited unexpectedly with code {code}."
+
+    async def kill(self, patience: float = 0.0) -> None:
+        """Give it `patience` seconds to exit, then terminate, then kill; returns once reaped."""
+        if self._reaped is None or await self._wait_reaped(patience):
+            return
+        self._process.terminate()
+        if not await self._wait_reaped(TERMINATE_GRACE):
+            self._process.kill()
+            await asyncio.shield(self._reaped)
+
+    async def _wait_reaped(self, timeout: float) -> bool:
+        assert self._reaped is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reaped), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reaper thread: the only place that waits on the process."""
+        self._process.join()
+        try:
+            loop.call_soon_threadsafe(self._set_reaped)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _set_reaped(self) -> None:
+        if self._reaped is not None and not self._reaped.done():
+            self._reaped.set_result(None)
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reader thread: blocking receives, handed to the loop thread-safely."""
+        while True:
+            try:
+                msg: object = self._recv.recv()
+            except (EOFError, OSError):
+                msg = PipeClosed()
+            try:
+                loop.call_soon_threadsafe(self._messages.put_nowait, msg)
+            except RuntimeError:  # the loop is closed; nobody is listening any more
+                break
+            if isinstance(msg, PipeClosed):
+                break
+        self._recv.close()

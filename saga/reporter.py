@@ -1,0 +1,134 @@
+"""Builds and publishes one job's progress events: seq, words, ETA, rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from saga.child import ChildProgress
+from saga.coalesce import Coalescer
+from saga.eta import EtaEstimator, EtaSettings
+from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Best, EventSink, ProgressEvent
+from saga.jobs import JobSpec
+from saga.tracker import ProgressTracker
+from saga.weights import StageWeights
+from solver.progress import CLUSTERING, CPSAT, GA, LOADING, REFINEMENT
+
+_STAGE_WORDS = {
+    LOADING: "Reading the timetable data",
+    CLUSTERING: "Grouping courses that share students or teachers",
+    GA: "Improving the timetable",
+    REFINEMENT: "Fine-tuning the timetable",
+}
+_END_WORDS = {
+    COMPLETED: "Timetable ready",
+    CANCELLED: "Stopped on request; the best timetable found so far is kept",
+    FAILED: "Stopped by an error",
+}
+
+
+class JobReporter:
+    def __init__(
+        self,
+        spec: JobSpec,
+        sink: EventSink,
+        weights: StageWeights,
+        max_per_second: float,
+        eta: EtaSettings = EtaSettings(),
+    ) -> None:
+        self.spec = spec
+        self.tracker = ProgressTracker(weights)
+        self._sink = sink
+        self._seq = spec.first_seq - 1
+        self._eta = EtaEstimator(eta)
+        self._eta_started = False
+        self._coalescer = Coalescer(self._publish, max_per_second)
+        self._started_at: float | None = None
+        self._best: Best | None = None
+        self._queue_position: int | None = None
+        self._publishing = asyncio.Lock()  # keeps the sink's calls in seq order
+
+    async def queued(self, position: int) -> None:
+        """Publish the job's place in line (1 = next), when it changed."""
+        if position != self._queue_position:
+            self._queue_position = position
+            await self._coalescer.push(urgent=True)
+
+    async def running(self) -> None:
+        self._queue_position, self._started_at = None, time.time()
+        self.tracker.start_stage(LOADING)
+        await self._coalescer.push(urgent=True)
+
+    async def progress(self, msg: ChildProgress) -> None:
+        """Take in one report; stage boundaries are published at once, the rest by `publish_latest`."""
+        now = time.monotonic()
+        if not self._eta_started:  # the solver's clock (its time budget) starts with its first report
+            self._eta.start(now, budget=self.spec.time_limit)
+            self._eta_started = True
+        if msg.best is not None:
+            self._best = Best(msg.best.hard, msg.best.soft)
+        if msg.stage != self.tracker.stage:
+            self.tracker.complete_stage()
+            await self._coalescer.push(urgent=True)
+            self.tracker.start_stage(msg.stage)
+            self.tracker.report(msg.done, msg.total)
+            await self._coalescer.push(urgent=True)
+        else:
+            self.tracker.report(msg.done, msg.total)
+        self._eta.observe(now, self.tracker.overall)
+
+    async def publish_latest(self) -> None:
+        await self._coalescer.push()
+
+    async def hold(self) -> None:
+        """Stop publishing progress: the terminal event comes next, after the result is saved."""
+        await self._coalescer.close()
+
+    async def finish(self, status: str, error: str | None = None) -> None:
+        if status == COMPLETED:
+            self.tracker.mark_completed()
+        elif status == CANCELLED:
+            self.tracker.mark_cancelled()
+        else:
+            self.tracker.mark_failed(error or "unknown error")
+        self._queue_position = None
+        await self._publish()
+
+    async def _publish(self) -> None:
+        async with self._publishing:
+            self._seq += 1
+            await self._sink.publish(self._event(self._seq))
+
+    def _event(self, seq: int) -> ProgressEvent:
+        t = self.tracker
+        eta = 0.0 if t.finished else self._eta.estimate(time.monotonic(), t.overall)
+        return ProgressEvent(
+            job_id=self.spec.job_id,
+            seq=seq,
+            status=t.status,
+            stage=t.stage,
+            stage_progress=t.stage_progress,
+            overall_progress=t.overall,
+            eta_seconds=eta,
+            started_at=self._started_at,
+            updated_at=time.time(),
+            message=self._message(),
+            items=t.items,
+            best=self._best,
+            error=t.error,
+            attempt=self.spec.attempt,
+            queue_position=self._queue_position,
+        )
+
+    def _message(self) -> str:
+        t = self.tracker
+        if t.status == QUEUED:
+            return f"Waiting for a free solver (number {self._queue_position} in line)"
+        if t.status == CANCELLED and t.stage is None:
+            return "Cancelled before it started"
+        if t.status != RUNNING:
+            return _END_WORDS[t.status]
+        if t.stage == CPSAT and t.items is not None and t.items.total > 0:
+            group = min(t.items.done + 1, t.items.total)
+            return f"Placing lectures (group {group} of {t.items.total})"
+        return _STAGE_WORDS.get(t.stage or "", "Placing lectures")

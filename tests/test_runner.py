@@ -1,0 +1,177 @@
+"""JobRunner with real child processes running real (small) solves."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING
+from saga.jobs import CancelResult, JobSpec
+from saga.runner import JobRunner
+from saga.weights import DEFAULT_WEIGHTS
+from solver.evaluate import evaluate
+from solver.generate import generate
+from solver.model import Instance
+from solver.progress import CPSAT, GA, REFINEMENT, STAGES
+from tests.saga_sink import CollectingSink
+
+ENTRY = "tests.saga_workload"
+
+
+def _children_of_this_process() -> list[str]:
+    """Command lines of live child processes, read from /proc (no psutil)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # The resource tracker lives as long as the interpreter by design; it is not a job.
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_orphans() -> Iterator[None]:
+    yield
+    assert multiprocessing.active_children() == []
+    assert _children_of_this_process() == []
+
+
+@pytest.fixture(scope="module")
+def instance() -> Instance:
+    return generate(courses=12, rooms=3, curricula=4, seed=1)
+
+
+@pytest.fixture
+def sink() -> CollectingSink:
+    return CollectingSink()
+
+
+@pytest.fixture
+async def runner(sink: CollectingSink) -> AsyncIterator[JobRunner]:
+    runner = JobRunner(sink, sink, slots=2, entry=ENTRY)
+    yield runner
+    await runner.close()
+
+
+def _assert_complete_and_evaluated(outcome, instance: Instance) -> None:
+    assert outcome.timetable is not None and outcome.cost is not None
+    assert len(outcome.timetable.period) == instance.index.n_lectures
+    assert outcome.cost == evaluate(outcome.timetable)
+    assert outcome.cost.lectures == len(outcome.timetable.unplaced)
+
+
+async def test_completed_job_reports_every_stage_in_order_up_to_exactly_100(runner, sink, instance) -> None:
+    await runner.submit(JobSpec("a", instance, time_limit=3.0, first_seq=5))
+    await runner.wait("a")
+    events = sink.events["a"]
+    assert [e.seq for e in events] == list(range(5, 5 + len(events)))
+    order = [STAGES.index(e.stage) for e in events]
+    assert order == sorted(order) and set(order) == set(range(len(STAGES)))
+    overall = [e.overall_progress for e in events]
+    assert overall == sorted(overall) and overall[0] < 5 and overall[-1] == 100.0
+    assert events[-1].status == COMPLETED and events[-1].eta_seconds == 0
+    steady = [e for e in events if e.stage in (GA, REFINEMENT) and e.status == RUNNING]
+    assert steady and all(e.eta_seconds is not None and e.eta_seconds >= 0 for e in steady)
+    assert all(e.stage not in e.message and "_" not in e.message for e in events)
+    assert [kind for kind, *_ in sink.log][-2:] == ["result", "event"]  # result saved before the end is told
+    outcome = sink.results["a"]
+    assert outcome.status == COMPLETED
+    _assert_complete_and_evaluated(outcome, instance)
+    assert outcome.cost.key <= evaluate(outcome.timetable.empty(instance)).key
+
+
+async def test_progress_events_are_rate_limited_but_boundaries_are_not(runner, sink, instance) -> None:
+    await runner.submit(JobSpec("r", instance, time_limit=2.0))
+    await runner.wait("r")
+    events = sink.events["r"]
+    held = [(a, b) for a, b in zip(events, events[1:]) if a.stage == b.stage and b.status == RUNNING and b.stage_progress < 100]
+    assert held and all(b.updated_at - a.updated_at >= 0.045 for a, b in held)
+    boundaries = [(a, b) for a, b in zip(events, events[1:]) if a.stage != b.stage]
+    assert [b.stage for _, b in boundaries] == list(STAGES[1:])
+    # The event before each new stage is the old stage complete, at its exact end percent.
+    assert all(a.stage_progress == 100.0 and a.overall_progress == DEFAULT_WEIGHTS.span(a.stage).end for a, _ in boundaries)
+
+
+@pytest.mark.parametrize("stage", [CPSAT, GA, REFINEMENT])
+async def test_cancel_in_each_stage_stops_fast_and_keeps_a_complete_timetable(runner, sink, instance, stage) -> None:
+    await runner.submit(JobSpec("c", instance, time_limit=4.0))
+    await sink.wait_for_event("c", lambda e: e.stage == stage)
+    asked = time.monotonic()
+    assert await runner.cancel("c") == CancelResult.STOPPING
+    await sink.wait_for_event("c", lambda e: e.terminal, timeout=10)
+    ended = next(t for kind, job, t in reversed(sink.log) if kind == "event" and job == "c")
+    assert ended - asked <= 2.0
+    assert sink.last("c").status == CANCELLED and sink.last("c").overall_progress < 100
+    outcome = sink.results["c"]
+    assert outcome.status == CANCELLED
+    _assert_complete_and_evaluated(outcome, instance)
+    await runner.wait("c")
+    assert await runner.cancel("c") == CancelResult.UNKNOWN
+
+
+async def test_killed_child_fails_with_a_readable_error(runner, sink, instance) -> None:
+    await runner.submit(JobSpec("k", instance, time_limit=4.0))
+    await sink.wait_for_event("k", lambda e: e.stage == CPSAT)
+    (child,) = [p for p in multiprocessing.active_children() if p.name == "saga-k"]
+    os.kill(child.pid, signal.SIGKILL)
+    await asyncio.wait_for(runner.wait("k"), 10)
+    last = sink.last("k")
+    assert last.status == FAILED and "SIGKILL" in (last.error or "")
+    assert sink.results["k"].status == FAILED and sink.results["k"].error == last.error
+
+
+async def test_queue_positions_move_up_as_slots_free(sink, instance) -> None:
+    runner = JobRunner(sink, sink, slots=1, entry=ENTRY)
+    try:
+        for job in "xyz":
+            await runner.submit(JobSpec(job, instance, time_limit=1.0))
+        assert runner.busy_slots == 1 and runner.slots == 1
+        for job in "xyz":
+            await runner.wait(job)
+    finally:
+        await runner.close()
+    positions = {job: [e.queue_position for e in sink.events[job] if e.status == QUEUED] for job in "xyz"}
+    assert positions == {"x": [], "y": [1], "z": [2, 1]}
+    assert all(sink.last(job).status == COMPLETED for job in "xyz")
+    starts = {job: sink.events[job][0 if job == "x" else len(positions[job])].updated_at for job in "xyz"}
+    assert starts["x"] < starts["y"] < starts["z"]
+
+
+async def test_cancelling_a_queued_job_removes_it(sink, instance) -> None:
+    runner = JobRunner(sink, sink, slots=1, entry=ENTRY)
+    try:
+        await runner.submit(JobSpec("first", instance, time_limit=2.0))
+        await runner.submit(JobSpec("second", instance, time_limit=2.0))
+        await runner.submit(JobSpec("third", instance, time_limit=1.0))
+        assert await runner.cancel("second") == CancelResult.REMOVED
+        assert sink.last("second").status == CANCELLED and sink.last("second").stage is None
+        assert sink.results["second"].cost == evaluate(sink.results["second"].timetable)
+        assert sink.last("third").queue_position == 1
+        assert await runner.cancel("second") == CancelResult.UNKNOWN
+        await runner.wait("third")
+        assert sink.last("third").status == COMPLETED
+    finally:
+        await runner.close()
+
+
+async def test_close_kills_running_children(sink, instance) -> None:
+    runner = JobRunner(sink, sink, slots=2, entry=ENTRY)
+    await runner.submit(JobSpec("p", instance, time_limit=30.0))
+    await runner.submit(JobSpec("q", instance, time_limit=30.0))
+    await sink.wait_for_event("q", lambda e: e.stage == CPSAT)
+    await runner.close()
+    assert multiprocessing.active_children() == []
+    assert not any(e.terminal for e in sink.events["p"] + sink.events["q"])
+    with pytest.raises(RuntimeError):
+        await runner.submit(JobSpec("late", instance, time_limit=1.0))
