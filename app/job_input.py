@@ -80,7 +80,9 @@ async def _from_json(request: web.Request, samples: SampleLookup) -> tuple[Insta
         try:
             return instance_from_json(body["instance"]), body
         except InstanceError as err:
-            raise ApiError(400, "invalid_instance", f"instance.{err}" if err.field else f"instance: {err}") from None
+            # The reader names paths inside the instance; the request body has them under "instance".
+            inside = err.field and not err.field.startswith("instance")
+            raise ApiError(400, "invalid_instance", f"instance.{err}" if inside else str(err)) from None
     if not isinstance(body[source], str):
         raise bad_request(f"Field '{source}' must be a string.")
     if source == "ctt":

@@ -36,4 +36,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
 SERVICE: web.AppKey[JobService] = web.AppKey("service")
-USER = "timetabler.user"  # request key, value: app.auth.User
+USER: web.RequestKey[User] = web.RequestKey("user")

@@ -1,0 +1,142 @@
+"""`timetabler serve | solve | generate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from aiohttp import web
+
+from app import config as settings
+from app.auth import ADMIN_TOKEN_FILE, Auth, TokenFileError
+from app.terminal import Outcome, ProgressBar, cost_table
+from saga.jobs import JobSpec
+from saga.runner import JobRunner
+from solver.check import check
+from solver.ctt import format_ctt, format_sol, parse_ctt
+from solver.errors import InstanceError
+from solver.generate import generate
+
+CLI_JOB = "cli"
+
+
+class UserError(Exception):
+    """Bad input from the command line: shown as one line, exit status 2."""
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.web_app import create_app  # the web stack loads only for `serve`
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = settings.load(args)
+        auth, generated = Auth.load(config.data_dir, config.admin_token, config.tokens)
+    except (ValueError, OSError) as err:  # TokenFileError is a ValueError
+        raise UserError(str(err)) from None
+    host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
+    if generated:
+        print(f"Open this once to log in as admin:\n    http://{host}:{config.port}/?token={generated}", flush=True)
+    elif config.admin_token is None:
+        print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
+    web.run_app(create_app(config, auth), host=config.host, port=config.port, print=None)
+    return 0
+
+
+def _read_instance(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        instance = parse_ctt(text, source=str(path))
+    except InstanceError as err:
+        raise UserError(f"{path}: {err}") from None
+    errors = [f.message for f in check(instance) if f.level == "error"]
+    if errors:
+        raise UserError(f"{path}: {errors[0]}")
+    return instance
+
+
+async def _run_job(spec: JobSpec) -> Outcome:
+    """Run one job in a child process with a live progress line; Ctrl-C stops it early
+    and keeps the best timetable found so far."""
+    result = Outcome()
+    runner = JobRunner(ProgressBar(sys.stderr), result, slots=1)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(runner.cancel(spec.job_id)))
+    try:
+        await runner.submit(spec)
+        await runner.wait(spec.job_id)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        await runner.close()
+    return result
+
+
+def _solve(args: argparse.Namespace) -> int:
+    if args.time <= 0:
+        raise UserError("--time must be a positive number of seconds")
+    instance = _read_instance(args.file)
+    out = args.out or args.file.with_suffix(".sol")
+    outcome = asyncio.run(_run_job(JobSpec(CLI_JOB, instance, args.time, seed=args.seed))).value
+    if outcome is None or outcome.timetable is None or outcome.cost is None:
+        raise UserError(f"no timetable: {outcome.error if outcome else 'the solver stopped without a result'}")
+    out.write_text(format_sol(outcome.timetable), encoding="utf-8")
+    print(cost_table(outcome.cost))
+    print(f"{outcome.status}: wrote {out}")
+    return 0 if outcome.status != "failed" else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        instance = generate(courses=args.courses, rooms=args.rooms, curricula=args.curricula, days=args.days,
+                            periods_per_day=args.periods_per_day, seed=args.seed, name=args.name)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    text = format_ctt(instance)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="timetabler", description="Curriculum-based course timetabling (ITC-2007 track 3).")
+    commands = top.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web service")
+    settings.add_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+    solve = commands.add_parser("solve", help="solve a .ctt file and write a .sol file")
+    solve.add_argument("file", type=Path, help="instance in .ctt format")
+    solve.add_argument("--time", type=float, default=60.0, help="seconds to search (default 60)")
+    solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--out", type=Path, help="solution file (default: FILE with .sol)")
+    solve.set_defaults(run=_solve)
+
+    gen = commands.add_parser("generate", help="write a random feasible instance in .ctt format")
+    for flag, default in (("--courses", 20), ("--rooms", 5), ("--curricula", 8), ("--days", 5), ("--periods-per-day", 6), ("--seed", 0)):
+        gen.add_argument(flag, type=int, default=default, help=f"(default {default})")
+    gen.add_argument("--name", help="instance name")
+    gen.add_argument("--out", type=Path, help="output file (default: stdout)")
+    gen.set_defaults(run=_generate)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as err:
+        print(f"timetabler: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

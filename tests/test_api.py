@@ -1,0 +1,279 @@
+"""The HTTP API over real sockets, with the real runner solving real (tiny) instances."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
+
+from app.config import Config
+from app.keys import RUNNER
+from app.web_app import create_app
+from solver.ctt import format_ctt, parse_ctt, parse_sol
+from solver.evaluate import evaluate_assignments
+from solver.generate import generate
+from solver.jsonform import instance_to_json
+from tests.app_support import TOY_CTT
+
+ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice", "tok-bob", "tok-root"))
+Client = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok-alice alice\ntok-bob bob\ntok-root root admin\n")
+    return Config(data_dir=tmp_path / "data", tokens=tokens, slots=1, max_body=64 * 1024, time_limit=2)
+
+
+async def start(aiohttp_client: Client, config: Config) -> tuple[TestClient, web.Application]:
+    app = create_app(config)
+    return await aiohttp_client(app), app
+
+
+async def submit(client: TestClient, body: str = TOY_CTT, headers: dict[str, str] = ALICE, **query: Any) -> str:
+    resp = await client.post("/api/jobs", data=body, params={"time_limit": "2", **query},
+                             headers={**headers, "Content-Type": "text/plain"})
+    assert resp.status == 202, await resp.text()
+    return (await resp.json())["id"]
+
+
+async def finished(client: TestClient, app: web.Application, job_id: str) -> dict[str, Any]:
+    await app[RUNNER].wait(job_id)
+    resp = await client.get(f"/api/jobs/{job_id}", headers=ROOT)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def error_of(resp: Any, status: int) -> str:
+    assert resp.status == status, await resp.text()
+    body = await resp.json()
+    assert set(body) == {"error", "detail"}
+    return body["detail"]
+
+
+async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    resp = await client.post("/api/jobs", data=TOY_CTT, params={"time_limit": "2", "seed": "3", "name": "toy run"},
+                             headers={**ALICE, "Content-Type": "text/plain"})
+    assert resp.status == 202
+    body = await resp.json()
+    assert body["status"] == "queued" and body["links"]["self"] == f"/api/jobs/{body['id']}"
+    snap = await finished(client, app, body["id"])
+    assert (snap["status"], snap["name"], snap["seed"], snap["owner"]) == ("completed", "toy run", 3, "alice")
+    assert snap["latest"]["status"] == "completed" and snap["result"]["hard"] == 0
+
+    sol = await client.get(f"/api/jobs/{body['id']}/timetable", params={"format": "sol"}, headers=ALICE)
+    instance = parse_ctt(TOY_CTT)
+    cost = evaluate_assignments(instance, parse_sol(await sol.text(), instance))
+    assert cost.hard == 0 and cost.as_dict() == snap["result"]["cost"]
+
+    table = await (await client.get(f"/api/jobs/{body['id']}/timetable", headers=ALICE)).json()
+    assert len(table["lectures"]) == instance.total_lectures and table["unplaced"] == [] and table["violations"] == []
+    csv = await (await client.get(f"/api/jobs/{body['id']}/timetable", params={"format": "csv"}, headers=ALICE)).text()
+    assert csv.splitlines()[0] == "course,room,day,period,teacher,curricula"
+    assert len(csv.splitlines()) == instance.total_lectures + 1
+
+
+async def test_callers_need_a_token_and_see_only_their_jobs(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    assert "Bearer" in await error_of(await client.get("/api/jobs"), 401)
+    await error_of(await client.get("/api/jobs", headers={"Authorization": "Bearer nope"}), 401)
+    job_id = await submit(client, time_limit="1")
+    await error_of(await client.get(f"/api/jobs/{job_id}", headers=BOB), 404)
+    await error_of(await client.delete(f"/api/jobs/{job_id}", headers=BOB), 404)
+    await error_of(await client.get(f"/api/jobs/{job_id}/timetable", headers=BOB), 404)
+    assert (await (await client.get("/api/jobs", headers=BOB)).json())["total"] == 0
+    listing = await (await client.get("/api/jobs", headers=ROOT)).json()
+    assert [j["id"] for j in listing["jobs"]] == [job_id] and listing["total"] == 1
+    assert (await client.get(f"/api/jobs/{job_id}", headers=ROOT)).status == 200
+    await app[RUNNER].wait(job_id)
+
+
+async def test_session_cookie_stands_in_for_the_token(aiohttp_client: Client, config: Config) -> None:
+    client, _ = await start(aiohttp_client, config)
+    await error_of(await client.post("/api/session", json={"token": "wrong"}), 401)
+    await error_of(await client.post("/api/session", json={"token": 5}), 400)
+    resp = await client.post("/api/session", json={"token": "tok-bob"})
+    assert await resp.json() == {"user": "bob", "admin": False}
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "tok-bob" not in cookie
+    assert (await client.get("/api/jobs")).status == 200  # the client's cookie jar sends it
+    await client.delete("/api/session")
+    await error_of(await client.get("/api/jobs"), 401)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        (TOY_CTT.replace("ArcTec Indaco 3 2 42", "ArcTec Indaco three 2 42"), "text/plain", 400, "line 11"),
+        ("", "text/plain", 400, "empty"),
+        (json.dumps({"ctt": 5}), "application/json", 400, "'ctt'"),
+        (json.dumps({"ctt": TOY_CTT, "time_limit": "soon"}), "application/json", 400, "'time_limit'"),
+        (json.dumps({"ctt": TOY_CTT, "time_limit": 99999}), "application/json", 400, "between 1 and"),
+        (json.dumps({"ctt": TOY_CTT, "seed": 1.5}), "application/json", 400, "'seed'"),
+        (json.dumps({"ctt": TOY_CTT, "sample": "small"}), "application/json", 400, "exactly one"),
+        (json.dumps({"sample": "huge"}), "application/json", 400, "no sample named 'huge'"),
+        (json.dumps([1]), "application/json", 400, "JSON object"),
+        ("{not json", "application/json", 400, "not valid JSON"),
+        (TOY_CTT.replace("TecCos Rosa 5 4 40", "TecCos Rosa 19 4 40"), "text/plain", 400, "TecCos"),
+        (TOY_CTT, "image/png", 415, "text/plain"),
+        ("x" * (65 * 1024), "text/plain", 413, "64 KB"),
+    ],
+    ids=["ctt-line", "empty", "ctt-type", "time-type", "time-range", "seed", "two-sources", "sample",
+         "not-object", "bad-json", "infeasible", "media-type", "too-large"],
+)
+async def test_bad_submissions_are_refused_with_the_reason(
+    aiohttp_client: Client, config: Config, body: str, content_type: str, status: int, detail: str
+) -> None:
+    client, _ = await start(aiohttp_client, config)
+    resp = await client.post("/api/jobs", data=body, headers={**ALICE, "Content-Type": content_type})
+    assert detail in await error_of(resp, status)
+
+
+async def test_json_instance_errors_name_the_field(aiohttp_client: Client, config: Config) -> None:
+    client, _ = await start(aiohttp_client, config)
+    good = instance_to_json(parse_ctt(TOY_CTT))
+    bad = {**good, "courses": [{**good["courses"][0], "lectures": "two"}, *good["courses"][1:]]}
+    resp = await client.post("/api/jobs", json={"instance": bad}, headers=ALICE)
+    assert "instance.courses[0].lectures" in await error_of(resp, 400)
+    resp = await client.post("/api/jobs", json={"instance": {k: v for k, v in good.items() if k != "rooms"}}, headers=ALICE)
+    assert "rooms" in await error_of(resp, 400)
+    resp = await client.post("/api/jobs", json={"instance": good, "time_limit": 1}, headers=ALICE)
+    assert resp.status == 202
+
+
+async def test_other_entry_forms_are_accepted(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    form = FormData()
+    form.add_field("instance", TOY_CTT.encode(), filename="toy.ctt", content_type="application/octet-stream")
+    form.add_field("time_limit", "1")
+    resp = await client.post("/api/jobs", data=form, headers=ALICE)
+    assert resp.status == 202, await resp.text()
+    samples = (await (await client.get("/api/samples", headers=ALICE)).json())["samples"]
+    assert [s["name"] for s in samples] == ["small", "medium", "large"]
+    assert samples[0]["lectures"] < samples[1]["lectures"] < samples[2]["lectures"]
+    resp = await client.post("/api/jobs", json={"sample": "small", "time_limit": 1, "name": "demo"}, headers=ALICE)
+    assert resp.status == 202, await resp.text()
+    snap = await finished(client, app, (await resp.json())["id"])
+    assert snap["name"] == "demo" and snap["time_limit"] == 1
+
+
+async def test_lookups_that_cannot_be_answered(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    await error_of(await client.get("/api/jobs/doesnotexist", headers=ALICE), 404)
+    await error_of(await client.get("/api/jobs", params={"limit": "-1"}, headers=ALICE), 400)
+    job_id = await submit(client, time_limit="30")
+    assert "format" in await error_of(await client.get(f"/api/jobs/{job_id}/timetable", params={"format": "xml"}, headers=ALICE), 400)
+    assert "no timetable yet" in await error_of(await client.get(f"/api/jobs/{job_id}/timetable", headers=ALICE), 404)
+    await error_of(await client.put("/api/jobs", headers=ALICE), 405)
+    resp = await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
+    assert resp.status == 202 and (await resp.json())["status"] in ("stopping", "cancelled")
+    snap = await finished(client, app, job_id)
+    assert snap["status"] == "cancelled"
+    again = await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
+    assert again.status == 200 and await again.json() == {"status": "cancelled"}
+
+
+async def test_too_many_active_jobs(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, Config(**{**config.__dict__, "max_active_jobs": 2}))
+    first, second = await submit(client, time_limit="30"), await submit(client, time_limit="30")
+    assert "2 jobs" in await error_of(await client.post("/api/jobs", data=TOY_CTT, headers=ALICE), 429)
+    await submit(client, headers=BOB, time_limit="1")  # the limit is per user
+    await client.delete(f"/api/jobs/{second}", headers=ALICE)
+    await app[RUNNER].wait(second)
+    third = await submit(client, time_limit="1")
+    for job_id in (first, third):
+        await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
+
+
+async def test_unexpected_errors_become_json_500(aiohttp_client: Client, config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(config)
+
+    async def boom(_: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app.router.add_get("/api/boom", boom)
+    client = await aiohttp_client(app)
+    detail = await error_of(await client.get("/api/boom", headers=ALICE), 500)
+    assert "secret" not in detail and "Traceback" not in detail
+    assert "secret internals" in caplog.text
+
+
+async def test_health_and_metrics(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    health = await (await client.get("/api/health")).json()
+    assert health == {"status": "ok", "store": True, "slots": {"total": 1, "busy": 0, "free": 1}}
+    job_id = await submit(client, time_limit="1")
+    await finished(client, app, job_id)
+    text = await (await client.get("/metrics")).text()
+    assert 'timetabler_jobs_finished_total{status="completed"} 1.0' in text
+    assert "timetabler_solve_seconds_count 1.0" in text and "timetabler_sse_connections 0.0" in text
+
+
+async def test_cors_only_for_allowed_origins(aiohttp_client: Client, config: Config) -> None:
+    client, _ = await start(aiohttp_client, Config(**{**config.__dict__, "cors_origin": ("https://ui.example",)}))
+    resp = await client.get("/api/jobs", headers={**ALICE, "Origin": "https://ui.example"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://ui.example"
+    assert resp.headers["Access-Control-Allow-Credentials"] == "true"
+    other = await client.get("/api/jobs", headers={**ALICE, "Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    pre = await client.options("/api/jobs", headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"})
+    assert pre.status == 204 and "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+
+
+async def test_restart_keeps_finished_jobs(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    job_id = await submit(client, time_limit="1")
+    before = await finished(client, app, job_id)
+    await client.close()
+    client, _ = await start(aiohttp_client, config)
+    after = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
+    assert after["status"] == "completed" and after["result"] == before["result"] and after["latest"] == before["latest"]
+    table = await (await client.get(f"/api/jobs/{job_id}/timetable", headers=ALICE)).json()
+    assert table["cost"] == before["result"]["cost"]
+
+
+async def test_interrupted_job_runs_again_as_next_attempt(aiohttp_client: Client, config: Config) -> None:
+    instance = generate(courses=12, rooms=3, curricula=5, seed=4)
+    client, app = await start(aiohttp_client, config)
+    job_id = await submit(client, body=format_ctt(instance), time_limit="60")
+    await client.close()  # the runner dies with the app: the job never ends
+    client, app = await start(aiohttp_client, config)
+    snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
+    assert snap["attempt"] == 2 and snap["status"] in ("queued", "running")
+    await client.delete(f"/api/jobs/{job_id}", headers=ALICE)  # 60 s is long for a test; stop it
+    snap = await finished(client, app, job_id)
+    assert snap["status"] == "cancelled" and snap["attempt"] == 2
+    log = await app_events(client, job_id)
+    restarts = [e for e in log if "Restarted after an interruption (attempt 2 of 3)" in e["message"]]
+    assert len(restarts) == 1
+    seqs = [e["seq"] for e in log]
+    assert seqs == sorted(set(seqs))
+
+
+async def test_job_interrupted_too_often_fails(aiohttp_client: Client, config: Config) -> None:
+    config = Config(**{**config.__dict__, "max_attempts": 1})
+    client, _ = await start(aiohttp_client, config)
+    job_id = await submit(client, time_limit="60")
+    await client.close()
+    client, _ = await start(aiohttp_client, config)
+    snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
+    assert snap["status"] == "failed" and "Interrupted 1 times" in snap["latest"]["error"]
+
+
+async def app_events(client: TestClient, job_id: str) -> list[dict[str, Any]]:
+    """Every stored event of the job, read through the SSE endpoint from the start."""
+    resp = await client.get(f"/api/jobs/{job_id}/events", headers={**ALICE, "Last-Event-ID": "0"})
+    events = []
+    async for line in resp.content:
+        text = line.decode().strip()
+        if text.startswith("data:") and '"seq"' in text:
+            events.append(json.loads(text[5:]))
+        if text == "event: done":
+            break
+    return events
