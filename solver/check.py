@@ -9,6 +9,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
+from solver.errors import counted
 from solver.evaluate import MIN_WORKING_DAYS_WEIGHT
 from solver.model import Index, Instance
 
@@ -40,8 +41,8 @@ def check(instance: Instance) -> tuple[Finding, ...]:
 def _course_periods(ix: Index, available: np.ndarray) -> list[Finding]:
     counts = available.sum(axis=1)
     return [
-        Finding(ERROR, f"Course {ix.course_ids[c]} needs {ix.lectures[c]} lectures "
-                       f"but only {counts[c]} periods are available to it.")
+        Finding(ERROR, f"Course {ix.course_ids[c]} needs {ix.lectures[c]} lectures but only "
+                       f"{counted(int(counts[c]), 'period')} {'is' if counts[c] == 1 else 'are'} available to it.")
         for c in np.flatnonzero(ix.lectures > counts)
     ]
 
@@ -72,7 +73,7 @@ def _room_slots(ix: Index) -> list[Finding]:
     slots = ix.n_rooms * ix.n_periods
     if total <= slots:
         return []
-    return [Finding(ERROR, f"The instance has {total} lectures but only {ix.n_rooms} rooms x "
+    return [Finding(ERROR, f"The instance has {total} lectures but only {counted(ix.n_rooms, 'room')} x "
                            f"{ix.n_periods} periods = {slots} room slots.")]
 
 
@@ -93,10 +94,10 @@ def _working_days(ix: Index, available: np.ndarray) -> list[Finding]:
         wanted, cid = int(ix.min_days[c]), ix.course_ids[c]
         if wanted > open_days[c]:
             out.append(Finding(WARNING, f"Course {cid} should spread over {wanted} days but is available "
-                                        f"on only {open_days[c]}; each missing day costs "
+                                        f"on only {counted(int(open_days[c]), 'day')}; each missing day costs "
                                         f"{MIN_WORKING_DAYS_WEIGHT}."))
         elif wanted > ix.lectures[c]:
             out.append(Finding(WARNING, f"Course {cid} should spread over {wanted} days but has only "
-                                        f"{ix.lectures[c]} lectures; each missing day costs "
+                                        f"{counted(int(ix.lectures[c]), 'lecture')}; each missing day costs "
                                         f"{MIN_WORKING_DAYS_WEIGHT}."))
     return out

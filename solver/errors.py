@@ -32,3 +32,8 @@ def shown(value: object) -> str:
 def named(value: str) -> str:
     """An id as-is when it is one short word (the usual case), else quoted like `shown`."""
     return value if value and len(value) <= _SHOWN_CHARS and not any(ch.isspace() for ch in value) else shown(value)
+
+
+def counted(n: int, noun: str) -> str:
+    """`counted(1, "lecture")` is "1 lecture", `counted(3, "lecture")` is "3 lectures"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from solver.errors import InstanceError, named, shown
+from solver.errors import InstanceError, counted, named, shown
 from solver.evaluate import Cost
 from solver.model import Course, Curriculum, Instance, Room, Unavailability
 from solver.timetable import UNPLACED, Timetable
@@ -116,7 +116,7 @@ def timetable_from_json(data: object, instance: Instance) -> Timetable:
         day = _bounded(_int(values["day"], f"{path}.day"), ix.days, f"{path}.day")
         slot = _bounded(_int(values["period"], f"{path}.period"), ix.periods_per_day, f"{path}.period")
         if next_free[c] == ix.first_lecture[c + 1]:
-            raise InstanceError(f"course {ix.course_ids[c]} has only {ix.lectures[c]} lectures", field=path)
+            raise InstanceError(f"course {ix.course_ids[c]} has only {counted(int(ix.lectures[c]), 'lecture')}", field=path)
         period[next_free[c]], room[next_free[c]] = day * ix.periods_per_day + slot, r
         next_free[c] += 1
     return Timetable(instance, tuple(period), tuple(room))
