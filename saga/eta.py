@@ -23,9 +23,9 @@ _MAX_SAMPLES = 512
 class EtaEstimator:
     """Estimate seconds to 100 % from (time, overall percent) samples.
 
-    The rate is a least-squares slope whose sample weights decay with the sample's
-    age in seconds, not with its rank, so a burst of reports does not outvote a
-    long quiet stretch. Until the samples span `min_span`, it falls back to
+    The rate is a least-squares slope whose weights decay with a sample's age in
+    seconds and grow with the time it stands for, so a burst of reports does not
+    outvote a long quiet stretch. Until the samples span `min_span`, it falls back to
     elapsed / progress. A known time budget (the solver stops by then) is blended in.
     """
 
@@ -69,15 +69,25 @@ class EtaEstimator:
         return (100.0 - overall) / rate if rate is not None else fallback
 
     def _rate(self, now: float) -> float | None:
-        """Age-weighted least-squares slope in percent per second, None if not trustworthy."""
-        if len(self._samples) < 3 or self._samples[-1][0] - self._samples[0][0] < self.settings.min_span:
+        """Weighted least-squares slope in percent per second, None if not trustworthy.
+
+        A sample weighs the seconds since the previous one times 0.5 ** (age / half_life):
+        the fit integrates over time, so how often progress was reported does not matter."""
+        samples = self._samples
+        if len(samples) < 3 or samples[-1][0] - samples[0][0] < self.settings.min_span:
             return None
-        weights = [0.5 ** ((now - t) / self.settings.half_life) for t, _ in self._samples]
-        total = sum(weights)
-        t_mean = sum(w * t for w, (t, _) in zip(weights, self._samples)) / total
-        p_mean = sum(w * p for w, (_, p) in zip(weights, self._samples)) / total
-        var = sum(w * (t - t_mean) ** 2 for w, (t, _) in zip(weights, self._samples))
-        cov = sum(w * (t - t_mean) * (p - p_mean) for w, (t, p) in zip(weights, self._samples))
+        half_life = self.settings.half_life
+        points = [
+            (t, p, (t - prev) * 0.5 ** ((now - t) / half_life))
+            for (prev, _), (t, p) in zip(samples, list(samples)[1:])
+        ]
+        total = sum(w for *_, w in points)
+        if total <= 0.0:
+            return None
+        t_mean = sum(w * t for t, _, w in points) / total
+        p_mean = sum(w * p for _, p, w in points) / total
+        var = sum(w * (t - t_mean) ** 2 for t, _, w in points)
+        cov = sum(w * (t - t_mean) * (p - p_mean) for t, p, w in points)
         if var <= 1e-9 or cov <= 0.0:
             return None
         return cov / var
