@@ -152,27 +152,25 @@ def _object(data: object, path: str, keys: tuple[str, ...]) -> dict:
 
 
 def _dict(value: object, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise InstanceError(f"must be an object, found {_kind(value)}", field=path)
-    return value
+    return _typed(value, path, dict, "an object")
 
 
 def _list(value: object, path: str) -> list:
-    if not isinstance(value, list):
-        raise InstanceError(f"must be a list, found {_kind(value)}", field=path)
-    return value
+    return _typed(value, path, list, "a list")
 
 
 def _int(value: object, path: str) -> int:
-    # bool is an int subclass in Python, but `true` is not a number in JSON.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InstanceError(f"must be an integer, found {_kind(value)}", field=path)
-    return value
+    return _typed(value, path, int, "an integer")
 
 
 def _str(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        raise InstanceError(f"must be a string, found {_kind(value)}", field=path)
+    return _typed(value, path, str, "a string")
+
+
+def _typed(value: Any, path: str, kind: type, expected: str) -> Any:
+    # bool is an int subclass in Python, but `true` is not a number in JSON.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InstanceError(f"must be {expected}, found {_kind(value)}", field=path)
     return value
 
 
