@@ -30,7 +30,7 @@ class UserError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app.web_app import create_app  # the web stack loads only for `serve`
+    from app.web_app import AccessLogger, create_app  # the web stack loads only for `serve`
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Open this once to log in as admin:\n    http://{host}:{config.port}/?token={generated}", flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
-    web.run_app(create_app(config, auth), host=config.host, port=config.port, print=None)
+    web.run_app(create_app(config, auth), host=config.host, port=config.port, print=None, access_log_class=AccessLogger)
     return 0
 
 

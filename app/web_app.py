@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from app import auth, cors, web_events, web_jobs, web_misc, web_static
 from app.auth import Auth
@@ -20,6 +21,13 @@ from saga.runner import JobRunner
 
 log = logging.getLogger(__name__)
 DB_FILE = "timetabler.sqlite3"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Logs the path without its query: a login link carries the token in `?token=`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, request.path, response.status, time)
 
 
 def _size(n: int) -> str:

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from app.config import Config
+from app.keys import RUNNER
+from app.web_app import create_app
+
 # The toy instance of the ITC-2007 track 3 description: small enough to solve in a second.
 TOY_CTT = """Name: Toy
 Courses: 4
@@ -38,3 +49,40 @@ ArcTec 4 3
 
 END.
 """
+
+
+ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice", "tok-bob", "tok-root"))
+Client = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("tok-alice alice\ntok-bob bob\ntok-root root admin\n")
+    return Config(data_dir=tmp_path / "data", tokens=tokens, slots=1, max_body=64 * 1024, time_limit=2)
+
+
+async def start(aiohttp_client: Client, config: Config) -> tuple[TestClient, web.Application]:
+    app = create_app(config)
+    return await aiohttp_client(app), app
+
+
+async def submit(client: TestClient, body: str = TOY_CTT, headers: dict[str, str] = ALICE, **query: Any) -> str:
+    resp = await client.post("/api/jobs", data=body, params={"time_limit": "2", **query},
+                             headers={**headers, "Content-Type": "text/plain"})
+    assert resp.status == 202, await resp.text()
+    return (await resp.json())["id"]
+
+
+async def finished(client: TestClient, app: web.Application, job_id: str) -> dict[str, Any]:
+    await app[RUNNER].wait(job_id)
+    resp = await client.get(f"/api/jobs/{job_id}", headers=ROOT)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def error_of(resp: Any, status: int) -> str:
+    assert resp.status == status, await resp.text()
+    body = await resp.json()
+    assert set(body) == {"error", "detail"}
+    return body["detail"]

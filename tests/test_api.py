@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import FormData, web
@@ -17,44 +16,9 @@ from solver.ctt import format_ctt, parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
 from solver.generate import generate
 from solver.jsonform import instance_to_json
-from tests.app_support import TOY_CTT
+from tests.app_support import ALICE, BOB, ROOT, TOY_CTT, Client, config, error_of, finished, start, submit
 
-ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice", "tok-bob", "tok-root"))
-Client = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Config:
-    tokens = tmp_path / "tokens"
-    tokens.write_text("tok-alice alice\ntok-bob bob\ntok-root root admin\n")
-    return Config(data_dir=tmp_path / "data", tokens=tokens, slots=1, max_body=64 * 1024, time_limit=2)
-
-
-async def start(aiohttp_client: Client, config: Config) -> tuple[TestClient, web.Application]:
-    app = create_app(config)
-    return await aiohttp_client(app), app
-
-
-async def submit(client: TestClient, body: str = TOY_CTT, headers: dict[str, str] = ALICE, **query: Any) -> str:
-    resp = await client.post("/api/jobs", data=body, params={"time_limit": "2", **query},
-                             headers={**headers, "Content-Type": "text/plain"})
-    assert resp.status == 202, await resp.text()
-    return (await resp.json())["id"]
-
-
-async def finished(client: TestClient, app: web.Application, job_id: str) -> dict[str, Any]:
-    await app[RUNNER].wait(job_id)
-    resp = await client.get(f"/api/jobs/{job_id}", headers=ROOT)
-    assert resp.status == 200
-    return await resp.json()
-
-
-async def error_of(resp: Any, status: int) -> str:
-    assert resp.status == status, await resp.text()
-    body = await resp.json()
-    assert set(body) == {"error", "detail"}
-    return body["detail"]
-
+__all__ = ["config"]  # a fixture, used by name
 
 async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, config)

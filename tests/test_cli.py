@@ -1,0 +1,49 @@
+"""`timetabler` as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from solver.ctt import parse_ctt, parse_sol
+from solver.evaluate import evaluate_assignments
+from tests.app_support import TOY_CTT
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timetabler(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_solve_writes_a_feasible_sol(tmp_path: Path) -> None:
+    (tmp_path / "toy.ctt").write_text(TOY_CTT)
+    run = timetabler("solve", "toy.ctt", "--time", "2", "--seed", "1", "--out", "toy.sol", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    instance = parse_ctt(TOY_CTT)
+    cost = evaluate_assignments(instance, parse_sol((tmp_path / "toy.sol").read_text(), instance))
+    assert cost.hard == 0
+    assert re.search(rf"^total soft cost\s+{cost.soft}$", run.stdout, re.MULTILINE), run.stdout
+    assert "100.0%" in run.stderr  # the progress line reached the end
+
+
+def test_bad_file_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    (tmp_path / "bad.ctt").write_text(TOY_CTT.replace("Rooms: 3", "Rooms: three"))
+    run = timetabler("solve", "bad.ctt", "--time", "1", cwd=tmp_path)
+    assert run.returncode != 0
+    assert run.stderr.count("\n") == 1 and "line 3" in run.stderr and "Traceback" not in run.stderr
+    missing = timetabler("solve", "nope.ctt", cwd=tmp_path)
+    assert missing.returncode != 0 and missing.stderr.count("\n") == 1 and "nope.ctt" in missing.stderr
+
+
+def test_generate_writes_a_readable_instance(tmp_path: Path) -> None:
+    run = timetabler("generate", "--courses", "9", "--rooms", "3", "--curricula", "4", "--seed", "5", "--out", "g.ctt", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    instance = parse_ctt((tmp_path / "g.ctt").read_text())
+    assert (len(instance.courses), len(instance.rooms), len(instance.curricula)) == (9, 3, 4)
+    again = timetabler("generate", "--courses", "9", "--rooms", "3", "--curricula", "4", "--seed", "5", cwd=tmp_path)
+    assert again.stdout == (tmp_path / "g.ctt").read_text()  # same seed, same instance
