@@ -1,0 +1,150 @@
+"""Job runner figures: event-loop lag during a solve, cancel latency, ETA accuracy.
+
+Prints Markdown tables. The ETA part runs every instance for `--time` seconds.
+
+    .venv/bin/python -m bench.saga_bench --time 60 --instances comp01 comp02 ... comp07
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from saga.child import DEFAULT_ENTRY
+from saga.jobs import JobSpec
+from saga.runner import JobRunner
+from solver.ctt import parse_ctt
+from solver.model import Instance
+from solver.progress import CLUSTERING, CPSAT, GA, LOADING, REFINEMENT
+from tests.saga_sink import CollectingSink
+
+INSTANCES = Path(__file__).resolve().parents[1].parent / "shared" / "ctt" / "instances"
+LAG_PROBE = 0.005
+CANCEL_STAGES = (LOADING, CLUSTERING, CPSAT, GA, REFINEMENT)
+
+
+@dataclass(frozen=True)
+class EtaPoint:
+    instance: str
+    fraction: float
+    eta: float | None
+    actual: float
+
+
+def _load(name: str) -> Instance:
+    path = INSTANCES / f"{name}.ctt"
+    return parse_ctt(path.read_text(), source=path.name)
+
+
+def _runner(sink: CollectingSink, entry: str, slots: int = 1) -> JobRunner:
+    return JobRunner(sink, sink, slots=slots, entry=entry)
+
+
+async def loop_lag(instance: Instance, seconds: float, entry: str) -> tuple[float, float]:
+    """Worst and 99th-percentile overshoot of a 5 ms sleep while a job runs."""
+    sink = CollectingSink()
+    runner = _runner(sink, entry)
+    lags: list[float] = []
+    await runner.submit(JobSpec("lag", instance, time_limit=seconds))
+    waiting = asyncio.ensure_future(runner.wait("lag"))
+    while not waiting.done():
+        start = time.perf_counter()
+        await asyncio.sleep(LAG_PROBE)
+        lags.append(time.perf_counter() - start - LAG_PROBE)
+    await runner.close()
+    lags.sort()
+    return lags[-1], lags[int(0.99 * (len(lags) - 1))]
+
+
+async def cancel_latencies(instance: Instance, count: int, seconds: float, entry: str, seed: int) -> list[tuple[str, float]]:
+    """Cancel `count` jobs, each once it reaches a random stage; seconds until the terminal event."""
+    rng = random.Random(seed)
+    sink = CollectingSink()
+    runner = _runner(sink, entry)
+    out = []
+    try:
+        for i in range(count):
+            job, stage = f"cancel-{i}", rng.choice(CANCEL_STAGES)
+            await runner.submit(JobSpec(job, instance, time_limit=seconds, seed=i))
+            await sink.wait_for_event(job, lambda e, s=stage: e.stage == s or e.terminal)
+            asked = time.monotonic()
+            await runner.cancel(job)
+            await sink.wait_for_event(job, lambda e: e.terminal)
+            ended = max(t for kind, j, t in sink.log if kind == "event" and j == job)
+            out.append((sink.last(job).stage or "queued", ended - asked))
+            await runner.wait(job)
+    finally:
+        await runner.close()
+    return out
+
+
+async def eta_errors(name: str, seconds: float, entry: str) -> list[EtaPoint]:
+    """ETA shown at 25/50/75 % of the run's wall time against the time that was really left."""
+    sink = CollectingSink()
+    runner = _runner(sink, entry)
+    try:
+        await runner.submit(JobSpec(name, _load(name), time_limit=seconds))
+        await runner.wait(name)
+    finally:
+        await runner.close()
+    times = [t for kind, job, t in sink.log if kind == "event"]
+    events = sink.events[name]
+    start, end = times[0], times[-1]
+    points = []
+    for fraction in (0.25, 0.5, 0.75):
+        at = start + fraction * (end - start)
+        shown = max(i for i, t in enumerate(times) if t <= at)
+        points.append(EtaPoint(name, fraction, events[shown].eta_seconds, end - times[shown]))
+    return points
+
+
+def _eta_table(points: list[EtaPoint]) -> str:
+    rows = ["| instance | at | ETA shown (s) | really left (s) | error (s) | error (% of run) |", "|---|---|---|---|---|---|"]
+    for p in points:
+        run = p.actual / (1 - p.fraction)
+        error = "n/a" if p.eta is None else f"{p.eta - p.actual:+.1f}"
+        share = "n/a" if p.eta is None else f"{100 * abs(p.eta - p.actual) / run:.1f}"
+        shown = "None" if p.eta is None else f"{p.eta:.1f}"
+        rows.append(f"| {p.instance} | {p.fraction:.0%} | {shown} | {p.actual:.1f} | {error} | {share} |")
+    return "\n".join(rows)
+
+
+async def main(args: argparse.Namespace) -> None:
+    lag_instance = _load(args.instances[0])
+    worst, p99 = await loop_lag(lag_instance, args.lag_time, args.entry)
+    print(f"## Event loop during a {args.lag_time:.0f} s solve of {args.instances[0]}\n")
+    print("| worst lag (ms) | p99 lag (ms) | target |\n|---|---|---|")
+    print(f"| {1000 * worst:.1f} | {1000 * p99:.1f} | < 20 ms |\n")
+
+    cancels = await cancel_latencies(lag_instance, args.cancels, args.cancel_time, args.entry, args.seed)
+    seconds = [s for _, s in cancels]
+    print(f"## Cancel latency over {len(cancels)} cancels (stages: {', '.join(sorted({st for st, _ in cancels}))})\n")
+    print("| median (s) | max (s) | target |\n|---|---|---|")
+    print(f"| {statistics.median(seconds):.3f} | {max(seconds):.3f} | < 1 s |\n")
+
+    points = []
+    for name in args.instances:
+        points += await eta_errors(name, args.time, args.entry)
+    print(f"## ETA accuracy ({args.time:.0f} s per instance)\n")
+    print(_eta_table(points))
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time", type=float, default=60.0, help="time limit per instance for the ETA runs (s)")
+    parser.add_argument("--instances", nargs="+", default=[f"comp0{i}" for i in range(1, 8)])
+    parser.add_argument("--lag-time", type=float, default=10.0, help="time limit of the solve the lag is measured on (s)")
+    parser.add_argument("--cancels", type=int, default=20)
+    parser.add_argument("--cancel-time", type=float, default=8.0, help="time limit of each job that gets cancelled (s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--entry", default=DEFAULT_ENTRY, help="module providing solve() and SolveOptions")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_parse()))
