@@ -62,6 +62,7 @@ class _Source:
 def parse_ctt(text: str, source: str = "<input>") -> Instance:
     """Parse `.ctt` text; `InstanceError` names the line and the problem. `source` is
     only a fallback name for an instance whose Name: is empty."""
+    text = text.removeprefix("\ufeff")  # a byte order mark left by some editors
     lines = [_Line(n, t.strip()) for n, t in enumerate(text.splitlines(), start=1) if t.strip()]
     where = _Source(last_line=max(1, len(text.splitlines())))
     header, pos = _read_header(lines, where)

@@ -47,7 +47,8 @@ def generate_with_witness(*, courses: int, rooms: int, curricula: int, days: int
     check_sizes(Sizes(days, periods_per_day, courses, rooms, curricula, 0), locate_by_path)
     n_periods = days * periods_per_day
     if courses > rooms * n_periods:
-        raise InstanceError(f"{courses} courses do not fit in {counted(rooms, 'room')} x {n_periods} periods", field="courses")
+        raise InstanceError(f"{courses} courses do not fit in {counted(rooms, 'room')} x {n_periods} periods",
+                            field="courses")
     rng = random.Random(seed)
     capacities = [_room_capacity(rng) for _ in range(rooms)]
     lectures = _lecture_counts(rng, courses, min(MAX_LECTURES, max(courses, int(TARGET_LOAD * rooms * n_periods))),

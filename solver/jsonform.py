@@ -116,7 +116,8 @@ def timetable_from_json(data: object, instance: Instance) -> Timetable:
         day = _bounded(_int(values["day"], f"{path}.day"), ix.days, f"{path}.day")
         slot = _bounded(_int(values["period"], f"{path}.period"), ix.periods_per_day, f"{path}.period")
         if next_free[c] == ix.first_lecture[c + 1]:
-            raise InstanceError(f"course {ix.course_ids[c]} has only {counted(int(ix.lectures[c]), 'lecture')}", field=path)
+            owned = counted(int(ix.lectures[c]), "lecture")
+            raise InstanceError(f"course {ix.course_ids[c]} has only {owned}", field=path)
         period[next_free[c]], room[next_free[c]] = day * ix.periods_per_day + slot, r
         next_free[c] += 1
     return Timetable(instance, tuple(period), tuple(room))

@@ -103,11 +103,13 @@ def _check_courses(courses: tuple[Course, ...], days: int, locate: Locate) -> No
         where = locate("courses", i, "min_working_days")
         _in_range(c.min_working_days, 0, MAX_HEADCOUNT, f"min_working_days of {what}", where)
         if c.min_working_days > days:
-            raise where.error(f"{what} has min_working_days {c.min_working_days}, more than the {days} days of the week")
+            raise where.error(
+                f"{what} has min_working_days {c.min_working_days}, more than the {days} days of the week")
         total += c.lectures
         if total > MAX_LECTURES:
             raise locate("courses", i, "lectures").error(
-                f"with course {c.id} the lectures add up to {total}, more than this service accepts (at most {MAX_LECTURES})")
+                f"with course {c.id} the lectures add up to {total}, "
+                f"more than this service accepts (at most {MAX_LECTURES})")
 
 
 def _check_rooms(rooms: tuple[Room, ...], locate: Locate) -> None:
@@ -123,13 +125,15 @@ def _check_curricula(curricula: tuple[Curriculum, ...], known: set[str], locate:
         _check_id(q.id, "curriculum", seen, locate("curricula", i, "id"))
         repeated = Counter(q.courses)
         for j, cid in enumerate(q.courses):
+            where = locate("curricula", i, f"courses[{j}]")
             if cid not in known:
-                raise locate("curricula", i, f"courses[{j}]").error(f"curriculum {q.id} names unknown course {named(cid)}")
+                raise where.error(f"curriculum {q.id} names unknown course {named(cid)}")
             if repeated[cid] > 1:
-                raise locate("curricula", i, f"courses[{j}]").error(f"curriculum {q.id} lists course {cid} twice")
+                raise where.error(f"curriculum {q.id} lists course {cid} twice")
 
 
-def _check_unavailability(rows: tuple[Unavailability, ...], known: set[str], instance: Instance, locate: Locate) -> None:
+def _check_unavailability(rows: tuple[Unavailability, ...], known: set[str], instance: Instance,
+                          locate: Locate) -> None:
     for i, u in enumerate(rows):
         if u.course not in known:
             raise locate("unavailability", i, "course").error(f"unavailability names unknown course {named(u.course)}")
@@ -138,7 +142,8 @@ def _check_unavailability(rows: tuple[Unavailability, ...], known: set[str], ins
                 f"day {u.day} of course {u.course} is outside the week (days 0..{instance.days - 1})")
         if not 0 <= u.period < instance.periods_per_day:
             raise locate("unavailability", i, "period").error(
-                f"period {u.period} of course {u.course} is outside the day (periods 0..{instance.periods_per_day - 1})")
+                f"period {u.period} of course {u.course} is outside the day "
+                f"(periods 0..{instance.periods_per_day - 1})")
 
 
 def _check_id(value: str, kind: str, seen: set[str] | None, where: Location) -> None:

@@ -48,13 +48,15 @@ def test_teacher_with_more_lectures_than_periods(tiny_instance) -> None:
 
 def test_curriculum_with_more_lectures_than_periods(tiny_instance) -> None:
     broken = _with_courses(tiny_instance, c2={"lectures": 3})
-    assert _messages(broken, "error") == ["Curriculum q1 has 5 lectures but only 4 periods are available to its courses."]
+    assert _messages(broken, "error") == [
+        "Curriculum q1 has 5 lectures but only 4 periods are available to its courses."]
 
 
 def test_group_check_counts_only_periods_open_to_some_member(tiny_instance) -> None:
     closed = tuple(Unavailability(c, 0, 0) for c in ("c1", "c2"))
     broken = replace(tiny_instance, unavailability=tiny_instance.unavailability + closed)
-    assert _messages(broken, "error") == ["Curriculum q1 has 4 lectures but only 3 periods are available to its courses."]
+    assert _messages(broken, "error") == [
+        "Curriculum q1 has 4 lectures but only 3 periods are available to its courses."]
 
 
 def test_more_lectures_than_room_slots(tiny_instance) -> None:

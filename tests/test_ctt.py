@@ -143,3 +143,11 @@ def test_sol_refuses_more_lines_than_course_periods(tiny_instance) -> None:
     with pytest.raises(InstanceError, match="more solution lines than the 12 course-period pairs") as caught:
         parse_sol("c1 rA 0 0\n" * 13, tiny_instance)
     assert caught.value.line == 13
+
+
+def test_windows_line_ends_and_byte_order_mark_are_accepted() -> None:
+    assert parse_ctt("\ufeff" + COMP01.replace("\n", "\r\n")) == parse_ctt(COMP01)
+
+
+def test_empty_name_falls_back_to_the_source() -> None:
+    assert parse_ctt(_edit(1, "Name:"), "upload.ctt").name == "upload.ctt"
