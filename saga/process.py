@@ -30,18 +30,20 @@ class ChildHandle:
             target=run_child, args=(self._send, self._stop, task, os.getpid()), name=name, daemon=True
         )
         self._messages: asyncio.Queue[object] = asyncio.Queue()
+        self._starting: asyncio.Future[None] | None = None
         self._reaped: asyncio.Future[None] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
     async def start(self) -> None:
-        # Spawning writes the pickled task into the new process: do it off the loop.
-        await asyncio.to_thread(self._process.start)
-        self._send.close()  # only the child writes; its exit then shows as EOF here
+        # Spawning writes the pickled task into the new process: do it off the loop. The
+        # thread finishes (and the reaper is set up) even if this await is cancelled.
         loop = asyncio.get_running_loop()
         self._reaped = loop.create_future()
+        self._starting = asyncio.ensure_future(asyncio.to_thread(self._start, loop))
+        await asyncio.shield(self._starting)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._process.start()
+        self._send.close()  # only the child writes; its exit then shows as EOF here
         name = self._process.name
         threading.Thread(target=self._read, args=(loop,), daemon=True, name=f"{name}-reader").start()
         threading.Thread(target=self._reap, args=(loop,), daemon=True, name=f"{name}-reaper").start()
@@ -69,7 +71,13 @@ class ChildHandle:
 
     async def kill(self, patience: float = 0.0) -> None:
         """Give it `patience` seconds to exit, then terminate, then kill; returns once reaped."""
-        if self._reaped is None or await self._wait_reaped(patience):
+        if self._starting is None:
+            return
+        try:
+            await asyncio.shield(self._starting)
+        except Exception:  # it never started; the failure is reported where start() was awaited
+            return
+        if await self._wait_reaped(patience):
             return
         self._process.terminate()
         if not await self._wait_reaped(TERMINATE_GRACE):
