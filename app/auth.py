@@ -56,7 +56,7 @@ def _private_file(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     """The file's content, creating it (mode 0600) with `make()` first; True when created."""
     if path.exists():
         return path.read_text(encoding="utf-8").strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = make()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -66,7 +66,7 @@ class SqliteStore:
         await self._run(self._connect)
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit, one BEGIN..COMMIT per write.
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")

@@ -74,7 +74,7 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
     app[AUTH] = auth_ or Auth.load(config.data_dir, config.admin_token, config.tokens)[0]
 
     app.on_startup.append(_start)
-    app.on_shutdown.append(_stop_streams)
+    app.on_shutdown.append(web_events.close_streams)
     app.on_cleanup.append(_stop)
     app.on_response_prepare.append(cors.add_headers)
     _routes(app)
@@ -93,11 +93,6 @@ def _routes(app: web.Application) -> None:
 async def _start(app: web.Application) -> None:
     await app[STORE].connect()
     await app[SERVICE].recover(app[CONFIG].max_attempts)
-
-
-async def _stop_streams(app: web.Application) -> None:
-    # Ends open SSE streams so shutdown does not wait for clients to hang up.
-    app[HUB].close()
 
 
 async def _stop(app: web.Application) -> None:
