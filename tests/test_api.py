@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -143,7 +144,7 @@ async def test_lookups_that_cannot_be_answered(aiohttp_client: Client, config: C
 
 
 async def test_too_many_active_jobs(aiohttp_client: Client, config: Config) -> None:
-    client, app = await start(aiohttp_client, Config(**{**config.__dict__, "max_active_jobs": 2}))
+    client, app = await start(aiohttp_client, replace(config, max_active_jobs=2))
     first, second = await submit(client, time_limit="30"), await submit(client, time_limit="30")
     assert "2 jobs" in await error_of(await client.post("/api/jobs", data=TOY_CTT, headers=ALICE), 429)
     await submit(client, headers=BOB, time_limit="1")  # the limit is per user
@@ -179,7 +180,7 @@ async def test_health_and_metrics(aiohttp_client: Client, config: Config) -> Non
 
 
 async def test_cors_only_for_allowed_origins(aiohttp_client: Client, config: Config) -> None:
-    client, _ = await start(aiohttp_client, Config(**{**config.__dict__, "cors_origin": ("https://ui.example",)}))
+    client, _ = await start(aiohttp_client, replace(config, cors_origin=("https://ui.example",)))
     resp = await client.get("/api/jobs", headers={**ALICE, "Origin": "https://ui.example"})
     assert resp.headers["Access-Control-Allow-Origin"] == "https://ui.example"
     assert resp.headers["Access-Control-Allow-Credentials"] == "true"
@@ -216,7 +217,7 @@ async def test_interrupted_job_runs_again_as_next_attempt(aiohttp_client: Client
 
 
 async def test_job_interrupted_too_often_fails(aiohttp_client: Client, config: Config) -> None:
-    config = Config(**{**config.__dict__, "max_attempts": 1})
+    config = replace(config, max_attempts=1)
     client, _ = await start(aiohttp_client, config)
     job_id = await submit(client, time_limit="60")
     await client.close()

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app import config as settings
+from app.cli import parser
+from app.config import Config
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
 from tests.app_support import TOY_CTT
@@ -47,3 +50,19 @@ def test_generate_writes_a_readable_instance(tmp_path: Path) -> None:
     assert (len(instance.courses), len(instance.rooms), len(instance.curricula)) == (9, 3, 4)
     again = timetabler("generate", "--courses", "9", "--rooms", "3", "--curricula", "4", "--seed", "5", cwd=tmp_path)
     assert again.stdout == (tmp_path / "g.ctt").read_text()  # same seed, same instance
+
+
+def test_settings_flag_beats_environment_beats_default() -> None:
+    args = parser().parse_args(["serve", "--port", "9001"])
+    got = settings.load(args, {"TIMETABLER_PORT": "9002", "TIMETABLER_SLOTS": "3", "TIMETABLER_CORS_ORIGIN": "https://a.example/, https://b.example"})
+    assert (got.port, got.slots, got.cors_origin) == (9001, 3, ("https://a.example", "https://b.example"))
+    assert got.max_active_jobs == Config.max_active_jobs
+
+
+def test_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tokens").write_text("only-a-token\n")
+    env_bad = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(REPO), "TIMETABLER_PORT": "eighty"})
+    assert env_bad.returncode == 2 and env_bad.stderr.count("\n") == 1 and "TIMETABLER_PORT" in env_bad.stderr
+    tokens_bad = timetabler("serve", "--tokens", "tokens", "--data-dir", "d", cwd=tmp_path)
+    assert tokens_bad.returncode == 2 and "line 1" in tokens_bad.stderr and tokens_bad.stderr.count("\n") == 1
