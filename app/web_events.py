@@ -21,15 +21,11 @@ from app.hub import Hub, Subscription
 from app.keys import CONFIG, HUB, STORE
 from app.store import JobRecord, Store
 from app.web_errors import ApiError
+from app.web_jobs import links
 from saga.events import TERMINAL, ProgressEvent
 
 RETRY_MS = 3000
 log = logging.getLogger(__name__)
-
-
-def links(job_id: str) -> dict[str, str]:
-    base = f"/api/jobs/{job_id}"
-    return {"self": base, "events": f"{base}/events", "timetable": f"{base}/timetable"}
 
 
 def resume_after(request: web.Request) -> int:

@@ -1,83 +1,36 @@
 """GET /api/jobs/{id}/events over real sockets, read by three independent clients:
 a raw HTTP/1.1 socket reader, httpx-sse, and aiohttp's client."""
 
+
 from __future__ import annotations
 
 import asyncio
 import gc
 import json
-import socket
 import time
 import tracemalloc
-from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator
 
 import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from httpx_sse import aconnect_sse
 
-from app.auth import Auth, User, auth_middleware
 from app.config import Config
 from app.hub import Hub
-from app.keys import AUTH, CONFIG, HUB, STORE
 from app.metrics import Metrics
 from app.service import JobService
 from app.sqlite_store import SqliteStore
 from app.store import JobRecord
-from app.web_errors import ApiError
-from app.web_events import close_streams, stream
-from saga.events import CANCELLED, COMPLETED, QUEUED, RUNNING, ProgressEvent
-from tests.test_hub import progress_event
-
-ALICE, BOB = "token-alice", "token-bob"
-WAIT = 10.0  # seconds any single expectation may take before the test fails
-
-
-@web.middleware
-async def api_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return err.response()
-
-
-def events_app(store: SqliteStore, hub: Hub, heartbeat: float) -> web.Application:
-    app = web.Application(middlewares=[api_errors, auth_middleware])
-    app[STORE], app[HUB], app[CONFIG] = store, hub, Config(heartbeat=heartbeat)
-    app[AUTH] = Auth({ALICE: User("alice"), BOB: User("bob")}, secret=b"s" * 32)
-    app.router.add_get("/api/jobs/{id}/events", stream)
-    app.on_shutdown.append(close_streams)
-    return app
-
-
-@dataclass
-class Env:
-    server: TestServer
-    store: SqliteStore
-    hub: Hub
-    service: JobService
-
-    async def new_job(self, job_id: str, owner: str = "alice") -> str:
-        await self.store.create_job(JobRecord(job_id, owner, job_id, QUEUED, time.time(), 5.0, 0, 1, "", 0))
-        return job_id
-
-    async def emit(self, job_id: str, seq: int, status: str = RUNNING, message: str = "") -> ProgressEvent:
-        """Publish as the runner's EventSink does: store first, then the hub."""
-        event = progress_event(job_id, seq, status)
-        if message:
-            event = ProgressEvent.from_dict({**event.to_dict(), "message": message})
-        await self.service.publish(event)
-        return event
-
-    def url(self, job_id: str) -> str:
-        return str(self.server.make_url(f"/api/jobs/{job_id}/events"))
-
-
-MakeEnv = Callable[..., Awaitable[Env]]
+from app.web_app import create_app
+from saga.events import CANCELLED, COMPLETED, RUNNING, ProgressEvent
+from solver.ctt import format_ctt
+from solver.generate import generate
+from tests.sse_support import (
+    ALICE, BOB, WAIT, Block, Env, MakeEnv, RawStream, collect_httpx, events_app, eventually, is_ping, named,
+)
 
 
 @pytest.fixture
@@ -97,118 +50,6 @@ async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
     for env in made:
         await env.server.close()
         await env.store.close()
-
-
-# ---------------------------------------------------------------- raw socket reader
-
-
-@dataclass(frozen=True)
-class Block:
-    """One parsed SSE block as bytes arrived: comment, retry, or an event."""
-
-    comment: str | None = None
-    retry: int | None = None
-    event: str | None = None
-    id: str | None = None
-    data: str | None = None
-
-
-def parse_block(text: str) -> Block:
-    fields: dict[str, list[str]] = {}
-    for line in text.split("\n"):
-        name, _, value = line.partition(":")
-        fields.setdefault(name or "comment", []).append(value[1:] if value.startswith(" ") else value)
-    if "comment" in fields:
-        assert len(fields) == 1, f"a comment shared a block with an event: {text!r}"
-        return Block(comment="\n".join(fields["comment"]))
-    one = {k: v[-1] for k, v in fields.items() if k != "data"}
-    return Block(
-        retry=int(one["retry"]) if "retry" in one else None,
-        event=one.get("event"),
-        id=one.get("id"),
-        data="\n".join(fields["data"]) if "data" in fields else None,
-    )
-
-
-class RawStream:
-    """HTTP/1.1 by hand: checks that every chunk (one server write) holds whole blocks."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self._pending: list[Block] = []
-        self.ended = False
-
-    @classmethod
-    async def open(
-        cls, env: Env, job_id: str, token: str = ALICE, extra: str = "", query: str = "", rcvbuf: int | None = None
-    ) -> RawStream:
-        sock = socket.socket()
-        if rcvbuf is not None:  # set before connecting so the window stays small
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", env.server.port))
-        raw = cls(*await asyncio.open_connection(sock=sock))
-        raw.writer.write(
-            f"GET /api/jobs/{job_id}/events{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-            f"Accept-Encoding: gzip, deflate\r\nAuthorization: Bearer {token}\r\n{extra}\r\n".encode()
-        )
-        return raw
-
-    async def read_head(self) -> None:
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), WAIT)
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        self.status = int(status_line.split()[1])
-        self.headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines if ln)}
-
-    async def _chunk(self) -> bytes:
-        size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-        data = await self.reader.readexactly(size + 2)
-        return data[:-2]
-
-    async def next(self) -> Block | None:
-        """The next block, or None once the response has ended."""
-        while not self._pending and not self.ended:
-            chunk = await asyncio.wait_for(self._chunk(), WAIT)
-            if not chunk:
-                self.ended = True
-                break
-            text = chunk.decode("utf-8")
-            assert text.endswith("\n\n"), f"a write ended inside a block: {text!r}"
-            self._pending = [parse_block(b) for b in text[:-2].split("\n\n")]
-        return self._pending.pop(0) if self._pending else None
-
-    async def until(self, accept: Callable[[Block], bool]) -> list[Block]:
-        """Blocks read up to and including the first accepted one."""
-        seen: list[Block] = []
-        while True:
-            block = await self.next()
-            assert block is not None, f"stream ended before the expected block; saw {seen}"
-            seen.append(block)
-            if accept(block):
-                return seen
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def named(name: str) -> Callable[[Block], bool]:
-    return lambda block: block.event == name
-
-
-def is_ping(block: Block) -> bool:
-    return block.comment == "ping"
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-# ---------------------------------------------------------------- tests
 
 
 async def test_raw_wire_headers_retry_ids_heartbeats_done(make_env: MakeEnv) -> None:
@@ -242,22 +83,6 @@ async def test_raw_wire_headers_retry_ids_heartbeats_done(make_env: MakeEnv) -> 
     raw.close()
 
 
-async def _collect_httpx(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], connected: asyncio.Event
-) -> list[tuple[str, str, str]]:
-    """(event, id, data) of every event until the server ends the stream; a retry
-    hint, which httpx-sse reports as a data-less message, as ("retry", ms, "")."""
-    got = []
-    async with aconnect_sse(client, "GET", url, headers=headers) as source:
-        assert source.response.status_code == 200
-        async for sse in source.aiter_sse():
-            retry_only = sse.retry is not None and not sse.data
-            got.append(("retry", str(sse.retry), "") if retry_only else (sse.event, sse.id, sse.data))
-            if sse.event == "connected":
-                connected.set()
-    return got
-
-
 async def test_resume_with_last_event_id_gets_exactly_the_missed_events(make_env: MakeEnv) -> None:
     env = await make_env()
     job = await env.new_job("j2")
@@ -266,7 +91,7 @@ async def test_resume_with_last_event_id_gets_exactly_the_missed_events(make_env
     headers = {"Authorization": f"Bearer {ALICE}", "Last-Event-ID": "4"}
     async with httpx.AsyncClient(timeout=WAIT) as client:
         connected = asyncio.Event()
-        reader = asyncio.create_task(_collect_httpx(client, env.url(job), headers, connected))
+        reader = asyncio.create_task(collect_httpx(client, env.url(job), headers, connected))
         await asyncio.wait_for(connected.wait(), WAIT)
         await env.emit(job, 11)
         await env.emit(job, 12, COMPLETED)
@@ -394,7 +219,7 @@ async def test_a_reader_that_never_reads_delays_nobody_and_is_dropped(make_env: 
     headers = {"Authorization": f"Bearer {ALICE}"}
     async with httpx.AsyncClient(timeout=WAIT) as client:
         connected = asyncio.Event()
-        reader = asyncio.create_task(_collect_httpx(client, env.url(job), headers, connected))
+        reader = asyncio.create_task(collect_httpx(client, env.url(job), headers, connected))
         await asyncio.wait_for(connected.wait(), WAIT)
         big = "x" * 16_384  # fills the stalled socket's buffers quickly
         for seq in range(1, 400):
@@ -488,3 +313,32 @@ async def test_overload_answers_200_and_asks_to_retry(make_env: MakeEnv) -> None
     assert env.hub.stats.subscribers_refused == 1
     first.close()
     second.close()
+
+
+async def test_end_to_end_through_create_app_with_a_real_job(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ALICE} alice\n")
+    config = Config(data_dir=tmp_path / "data", tokens=tokens, slots=1, heartbeat=0.5, time_limit=2)
+    server = TestServer(create_app(config))
+    await server.start_server()
+    instance = format_ctt(generate(courses=6, rooms=3, curricula=3, seed=1))
+    try:
+        headers = {"Authorization": f"Bearer {ALICE}"}
+        async with httpx.AsyncClient(base_url=str(server.make_url("/")), headers=headers, timeout=60) as client:
+            resp = await client.post("/api/jobs", content=instance, params={"time_limit": "2"},
+                                     headers={"Content-Type": "text/plain"})
+            assert resp.status_code == 202, resp.text
+            links = resp.json()["links"]
+            got = await collect_httpx(client, links["events"], {}, asyncio.Event())
+            timetable = await client.get(links["timetable"])
+            assert timetable.status_code == 200, (timetable.text, got[-3:])
+    finally:
+        await server.close()
+    assert [e for e, _, _ in got[:2]] == ["retry", "connected"]
+    progress = [(int(i), json.loads(d)) for e, i, d in got if e == "progress"]
+    assert [seq for seq, _ in progress] == [p["seq"] for _, p in progress]
+    assert [seq for seq, _ in progress] == sorted({seq for seq, _ in progress}), "ids strictly increase"
+    overall = [p["overall_progress"] for _, p in progress]
+    assert overall == sorted(overall) and overall[-1] == 100
+    assert progress[-1][1]["status"] == "completed"
+    assert got[-1][0] == "done" and json.loads(got[-1][2]) == {"status": "completed", "links": links}

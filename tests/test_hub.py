@@ -10,22 +10,7 @@ import pytest
 
 from app.hub import Hub, Subscription
 from saga.events import COMPLETED, RUNNING, ProgressEvent
-
-
-def progress_event(job_id: str, seq: int, status: str = RUNNING) -> ProgressEvent:
-    """A plausible event of `job_id`; overall progress grows with seq."""
-    return ProgressEvent(
-        job_id=job_id,
-        seq=seq,
-        status=status,
-        stage=None if status != RUNNING else "cpsat_solving",
-        stage_progress=0.0,
-        overall_progress=100.0 if status != RUNNING else min(99.0, seq / 10),
-        eta_seconds=None,
-        started_at=1_700_000_000.0,
-        updated_at=1_700_000_000.0 + seq,
-        message=f"step {seq}",
-    )
+from tests.sse_support import progress_event
 
 
 async def drain(subscription: Subscription) -> list[ProgressEvent]:

@@ -61,7 +61,12 @@ def test_headers_name_the_stream_and_forbid_caching() -> None:
     assert sse.STREAM_HEADERS["X-Accel-Buffering"] == "no"
 
 
-@given(st.text(), st.text(alphabet=st.characters(blacklist_characters="\r\n\0"), min_size=1))
+# Lone surrogates are left out: UTF-8 cannot carry them (payloads are ASCII JSON anyway).
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)))
+NAME = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\0"), min_size=1)
+
+
+@given(TEXT, NAME)
 def test_any_payload_round_trips(data: str, name: str) -> None:
     name = name.strip() or "e"
     [got] = decode(sse.event(data, name=name, id="5"))
