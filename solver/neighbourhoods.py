@@ -95,6 +95,36 @@ def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int |
     return None
 
 
+def course_rooms(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """All lectures of a random course into one room, swapping rooms with the occupants."""
+    c = state.course_of[rng.randrange(state.n_lectures)]
+    if state.rooms_used[c] < 2:
+        return None
+    r = rng.randrange(state.n_rooms)
+    p_n, before = state.n_periods, state.soft
+    done: list[tuple[int, int, int]] = []  # (lecture, occupant swapped with or -1, previous room)
+    for l in state.lectures_of[c]:
+        p, own = state.period[l], state.room[l]
+        if own == r:
+            continue
+        there = state.occ[r * p_n + p]
+        other = there[0] if there else -1
+        if other >= 0:
+            state.swap(l, other)
+        else:
+            state.move(l, p, r)
+        done.append((l, other, own))
+    d = state.soft - before
+    if accept(d):
+        return d
+    for l, other, own in reversed(done):
+        if other >= 0:
+            state.swap(l, other)
+        else:
+            state.move(l, state.period[l], own)
+    return None
+
+
 def kempe_chain(state: SearchState, l: int, p2: int) -> tuple[list[int], list[int]]:
     """The lectures of `l`'s period and of `p2` linked to `l` by conflicts (same course included)."""
     p1 = state.period[l]
@@ -155,4 +185,10 @@ def _restore(state: SearchState, old: list[tuple[int, int, int]]) -> None:
         state.place(x, p, r)
 
 
-OPERATORS: dict[str, Operator] = {"move": move, "swap": swap, "room": room_change, "kempe": kempe}
+OPERATORS: dict[str, Operator] = {
+    "move": move,
+    "swap": swap,
+    "room": room_change,
+    "course_rooms": course_rooms,
+    "kempe": kempe,
+}

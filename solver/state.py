@@ -267,12 +267,22 @@ class SearchState:
 
     def move(self, l: int, p: int, r: int) -> None:
         """Put `l` at (`p`, `r`), or leave it unplaced when `p` is `UNPLACED`."""
+        c = self.course_of[l]
+        if p == self.period[l] != UNPLACED and self.cell_lecture[c * self.n_periods + p] == l:
+            self._room_off(c, p, self.room[l], l)  # a room change: the period counters stay
+            self.room[l] = self.cell_room[c * self.n_periods + p] = r
+            self._room_on(c, p, r, l)
+            return
         self.unplace(l)
         if p != UNPLACED:
             self.place(l, p, r)
 
     def swap(self, l1: int, l2: int) -> None:
         (p1, r1), (p2, r2) = (self.period[l1], self.room[l1]), (self.period[l2], self.room[l2])
+        if p1 == p2 != UNPLACED:
+            self.move(l1, p1, r2)
+            self.move(l2, p2, r1)
+            return
         self.unplace(l1)
         self.unplace(l2)
         if p2 != UNPLACED:
