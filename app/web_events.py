@@ -91,40 +91,40 @@ def _done(job_id: str, status: str) -> bytes:
     return sse.event(_json({"status": status, "links": links(job_id)}), name="done")
 
 
-async def replay(stream: EventStream, store: Store, job: JobRecord) -> bool:
+async def replay(out: EventStream, store: Store, job: JobRecord) -> bool:
     """Send what the client missed from the job's log; True when the stream is over."""
-    events = await store.events_after(job.id, stream.last_seq)
+    events = await store.events_after(job.id, out.last_seq)
     if events is None:  # the bounded log lost some: start the client over from the latest state
         latest = await store.latest_event(job.id)
         events = []
         if latest is not None:
-            await stream.send(latest, name="snapshot")
+            await out.send(latest, name="snapshot")
             if latest.terminal:
                 return True
     for event in events:
-        if not await stream.send(event) or event.terminal:
+        if not await out.send(event) or event.terminal:
             return True
     if job.status in TERMINAL:  # the client had seen the end already; tell it again
-        await stream.finish(job.id, job.status)
+        await out.finish(job.id, job.status)
         return True
-    return stream.client_gone()
+    return out.client_gone()
 
 
-async def follow(stream: EventStream, subscription: Subscription, heartbeat: float) -> None:
+async def follow(out: EventStream, subscription: Subscription, heartbeat: float) -> None:
     """Live events until the terminal one, the client leaving, or the hub closing."""
     while True:
         try:
             async with asyncio.timeout(heartbeat):
                 event = await anext(subscription)
         except TimeoutError:
-            if not await stream.heartbeat():
+            if not await out.heartbeat():
                 return
             continue
         except StopAsyncIteration:  # shutdown: the client reconnects after `retry`
             return
-        if event.seq <= stream.last_seq:  # already sent by the replay
+        if event.seq <= out.last_seq:  # already sent by the replay
             continue
-        if not await stream.send(event) or event.terminal:
+        if not await out.send(event) or event.terminal:
             return
 
 
