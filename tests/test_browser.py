@@ -46,6 +46,10 @@ def wait_for_status(page: object, status: str, timeout: float) -> None:
     )
 
 
+def wait_for_full_bar(page: object) -> None:
+    page.wait_for_function("() => document.querySelector('#overall').getAttribute('aria-valuenow') === '100'")
+
+
 def lecture_count(page: object) -> int:
     return page.locator("#grid .lecture").count()
 
@@ -59,7 +63,7 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
     screenshot(page, "job-running.png", publish=True)
     wait_for_status(page, "completed", 40)
     page.locator("#result").wait_for(state="visible")
-    page.wait_for_function("() => document.querySelector('#overall').getAttribute('aria-valuenow') === '100'")
+    wait_for_full_bar(page)
 
     bar = [int(v) for v in page.evaluate("window.bar")]
     captions = [int(c.split()[0]) for c in page.evaluate("window.caption")]
@@ -86,8 +90,9 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
 
 def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service, page_at: object) -> None:
     page = page_at(service, width=390)
-    submit_sample(page, "medium", 60)
-    page.wait_for_function("() => document.querySelector('#best').textContent !== '–'", timeout=40_000)
+    submit_sample(page, "medium", 30)
+    # Once the Building step is done every lecture has a place, so the best-so-far is complete.
+    page.locator("#pipeline li.done[data-stage=cpsat_solving]").wait_for(timeout=30_000)
     screenshot(page, "job-running-390.png", publish=True)
 
     page.get_by_role("button", name="Cancel job").click()
@@ -104,7 +109,7 @@ def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service
     wait_for_status(page, "cancelled", 30)
     page.locator("#result").wait_for(state="visible")
     assert "cancelling" in page.locator("#result-summary").inner_text()
-    assert lecture_count(page) > 0
+    assert lecture_count(page) == sample_lectures(service, "medium")
     wrap_overflows = page.evaluate("() => { const w = document.querySelector('.grid-wrap'); return w.scrollWidth > w.clientWidth; }")
     page_overflows = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
     assert wrap_overflows and not page_overflows, "at 390 px only the grid should scroll sideways"
@@ -129,8 +134,9 @@ def test_a_server_restart_mid_run_recovers_without_reloading(own_service: Servic
     assert page.evaluate("window.marker") == 1
     assert int(page.locator("#attempt").inner_text()) >= 2
     assert own_service.api("GET", f"/api/jobs/{job_id}").json()["attempt"] >= 2
+    wait_for_full_bar(page)
     bar = [int(v) for v in page.evaluate("window.bar")]
-    assert bar == sorted(bar) and bar[-1] == 100
+    assert bar == sorted(bar), f"the bar went backwards across the restart: {bar}"
     page.locator("#result").wait_for(state="visible")
     assert lecture_count(page) == sample_lectures(own_service, "medium")
 

@@ -39,7 +39,9 @@ export class JobStream {
 
   open() {
     if (this.finished) return;
-    const source = new EventSource(eventsUrl(this.jobId));
+    // A fresh EventSource has no Last-Event-ID; the query parameter resumes it instead.
+    const resume = this.lastSeq > 0 ? `?last_event_id=${this.lastSeq}` : "";
+    const source = new EventSource(eventsUrl(this.jobId) + resume);
     this.source = source;
     source.addEventListener("connected", () => {
       this.failures = 0;

@@ -38,9 +38,10 @@ export function describe(event) {
 
 /** "group 74 of 216", from event.items. */
 export function itemsText(event) {
-  if (!event?.items) return "–";
+  if (!event?.items?.total) return "–";
   const unit = stageInfo(event.stage)?.unit ?? "step";
-  return `${unit} ${event.items.done} of ${event.items.total}`;
+  const n = (x) => x.toLocaleString("en");
+  return `${unit} ${n(event.items.done)} of ${n(event.items.total)}`;
 }
 
 export function costText(best) {
