@@ -27,7 +27,7 @@ OnIteration = Callable[[int, int, Cost, "Timetable | None"], None]
 
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
-T_START, T_END = 3.0, 0.15
+T_START, T_END = 1.5, 0.15
 STALL_FRACTION = 0.15
 
 
@@ -111,14 +111,16 @@ def refine(
     deadline = start + time_limit
     rng = random.Random(seed)
     state = feasible_state(timetable, rng, deadline, should_stop)
-    search = _Search(state, rng, start, deadline, workers, should_stop, on_iteration)
+    search = LocalSearch(state, rng, start, deadline, workers, should_stop, on_iteration)
     if state.hard == 0:
         search.run()
     found = search.best.timetable(state)
     return found if evaluate(found).key < evaluate(timetable).key else timetable
 
 
-class _Search:
+class LocalSearch:
+    """Annealing over a feasible `SearchState`, operator choice by an `OperatorBandit`."""
+
     def __init__(
         self,
         state: SearchState,

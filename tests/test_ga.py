@@ -1,0 +1,52 @@
+"""evolve: children stay feasible, the result is never worse, progress and stop work."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+from solver.construct import feasible_state
+from solver.evaluate import Cost, evaluate
+from solver.ga import evolve
+from solver.generate import generate
+from solver.timetable import Timetable
+
+
+def start() -> Timetable:
+    inst = generate(courses=14, rooms=3, curricula=5, seed=7)
+    return feasible_state(Timetable.empty(inst), random.Random(0), time.monotonic() + 5, lambda: False).to_timetable()
+
+
+def test_keeps_hard_zero_never_worse_and_reports_generations() -> None:
+    first = start()
+    reports: list[tuple[int, int, Cost, Timetable | None]] = []
+    out = evolve(first, time_limit=2, seed=0, on_generation=lambda *r: reports.append(r))
+    assert evaluate(out).hard == 0
+    assert evaluate(out).key <= evaluate(first).key
+    assert len(reports) >= 3
+    assert [r[0] for r in reports] == list(range(len(reports)))
+    assert all(done <= total for done, total, _, _ in reports)
+    assert reports[-1][2].soft == evaluate(out).soft
+    improved = [tt for *_, tt in reports if tt is not None]
+    assert all(evaluate(tt).hard == 0 for tt in improved)
+
+
+def test_result_is_never_worse_than_a_good_input() -> None:
+    first = evolve(start(), time_limit=1, seed=1)
+    again = evolve(first, time_limit=1, seed=2)
+    assert evaluate(again).key <= evaluate(first).key
+
+
+def test_stops_within_a_second_of_the_request() -> None:
+    asked = threading.Event()
+    asked_at: list[float] = []
+
+    def on_generation(done: int, total: int, best: Cost, tt: Timetable | None) -> None:
+        if done >= 1 and not asked.is_set():
+            asked_at.append(time.monotonic())
+            asked.set()
+
+    out = evolve(start(), time_limit=60, seed=0, should_stop=asked.is_set, on_generation=on_generation)
+    assert time.monotonic() - asked_at[0] < 1.0
+    assert evaluate(out).hard == 0

@@ -1,0 +1,86 @@
+"""refine: never worse, really improves, stops on request, learns over several operators."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+from solver.construct import feasible_state
+from solver.ctt import parse_ctt
+from solver.evaluate import Cost, evaluate
+from solver.generate import generate
+from solver.refine import LocalSearch, refine
+from solver.state import SearchState
+from solver.timetable import Timetable
+from solver.window import reoptimize_window
+from tests.conftest import CTT_DIR
+
+
+def comp01() -> Timetable:
+    inst = parse_ctt((CTT_DIR / "instances" / "comp01.ctt").read_text())
+    return feasible_state(Timetable.empty(inst), random.Random(0), time.monotonic() + 10, lambda: False).to_timetable()
+
+
+def test_improves_a_greedy_start_and_reports_sparingly() -> None:
+    start = comp01()
+    calls: list[tuple[float, int, int, Cost, bool]] = []
+    t0 = time.monotonic()
+    out = refine(start, time_limit=3, seed=1, on_iteration=lambda d, n, c, tt: calls.append((time.monotonic(), d, n, c, tt is not None)))
+    seconds = time.monotonic() - t0
+    assert evaluate(out).hard == 0
+    assert evaluate(out).soft < evaluate(start).soft
+    assert seconds < 4
+    assert len(calls) <= 10 * seconds + 2
+    assert all(d <= n for _, d, n, _, _ in calls)
+    assert calls[-1][3] == evaluate(out)  # the last report names the cost returned
+    assert any(improved for *_, improved in calls)
+
+
+def test_places_unplaced_lectures_and_is_never_worse() -> None:
+    inst = generate(courses=10, rooms=3, curricula=4, seed=3)
+    out = refine(Timetable.empty(inst), time_limit=1, seed=0)
+    assert evaluate(out).hard == 0
+    again = refine(out, time_limit=1, seed=2)
+    assert evaluate(again).key <= evaluate(out).key
+
+
+def test_stops_within_a_second_of_the_request() -> None:
+    asked = threading.Event()
+    asked_at: list[float] = []
+
+    def on_iteration(done: int, total: int, best: Cost, tt: Timetable | None) -> None:
+        if done > 0 and not asked.is_set():
+            asked_at.append(time.monotonic())
+            asked.set()
+
+    out = refine(comp01(), time_limit=60, seed=0, should_stop=asked.is_set, on_iteration=on_iteration)
+    assert time.monotonic() - asked_at[0] < 1.0
+    assert evaluate(out).hard == 0
+
+
+def test_bandit_uses_at_least_four_operators_and_prefers_some() -> None:
+    rng = random.Random(0)
+    state = SearchState(comp01())
+    now = time.monotonic()
+    search = LocalSearch(state, rng, now, now + 3, 1, lambda: False, lambda *_: None)
+    search.run()
+    used = [name for name, n in zip(search.bandit.names, search.bandit.uses) if n > 0]
+    assert len(used) >= 4, used
+    shares = search.bandit.shares()
+    assert max(shares) > 1.5 * min(shares)  # rewards moved the shares away from uniform
+    assert state.cost() == evaluate(state.to_timetable())
+
+
+def test_cpsat_window_neighbourhood_improves_or_leaves_state_alone() -> None:
+    rng = random.Random(4)
+    state = SearchState(comp01())
+    results = []
+    for _ in range(4):
+        before = state.soft
+        d = reoptimize_window(state, rng, time_limit=1.0, workers=1, should_stop=lambda: False)
+        results.append(d)
+        assert d is None or (d < 0 and state.soft == before + d)
+        assert state.hard == 0
+        assert state.cost() == evaluate(state.to_timetable())
+    assert any(d is not None for d in results)  # a greedy start leaves CP-SAT plenty to fix
