@@ -48,14 +48,15 @@ class Placement:
         return round(solver.objective_value) // self.scale + self.offset
 
     def hint(self, timetable: Timetable) -> None:
-        """Suggest the free lectures' positions in `timetable` as the first solution."""
-        used: dict[int, set[Slot]] = defaultdict(set)
+        """Suggest the free lectures' positions in `timetable` as the first solution
+        (courses with an unplaced lecture get no hint: an all-zero hint misleads the search)."""
         for c, lectures in self.free_of.items():
-            used[c].update((timetable.period[l], timetable.room[l]) for l in lectures)
-        for c, slots in self.z.items():
-            for slot, var in slots.items():
-                self.model.add_hint(var, slot in used[c])
-            periods = {p for p, _ in used[c]}
+            used = {(timetable.period[l], timetable.room[l]) for l in lectures}
+            if UNPLACED in {p for p, _ in used}:
+                continue
+            for slot, var in self.z[c].items():
+                self.model.add_hint(var, slot in used)
+            periods = {p for p, _ in used}
             for p, var in self.x[c].items():
                 self.model.add_hint(var, p in periods)
 
@@ -209,12 +210,17 @@ class _Builder:
                 by_day[p // ix.periods_per_day].append(var)
         used = []
         for d, vs in by_day.items():
-            dv = m.new_bool_var(f"d{c}_{d}")
-            m.add(dv <= sum(vs))
-            used.append(dv)
+            used.append(self._any(vs, f"d{c}_{d}"))
         short = m.new_int_var(0, missing, f"short{c}")
-        m.add(short >= missing - sum(used))
+        m.add_max_equality(short, [0, missing - sum(used)])
         return MIN_WORKING_DAYS_WEIGHT * short
+
+    def _any(self, vs: list[cp_model.IntVar], name: str) -> cp_model.IntVar:
+        """A boolean equal to OR(vs). Every auxiliary variable is tied both ways, so the
+        objective equals the soft cost in every solution, not only in optimal ones."""
+        anyv = self.model.new_bool_var(name)
+        self.model.add_max_equality(anyv, vs)
+        return anyv
 
     def _stability(self, c: int) -> cp_model.LinearExprT:
         m = self.model
@@ -225,10 +231,7 @@ class _Builder:
                 by_room[r].append(var)
         used = []
         for r, vs in by_room.items():
-            yv = m.new_bool_var(f"y{c}_{r}")
-            for v in vs:
-                m.add_implication(v, yv)
-            used.append(yv)
+            used.append(self._any(vs, f"y{c}_{r}"))
         if not fixed_rooms and used:
             m.add(sum(used) >= 1)
         return len(fixed_rooms) + sum(used) - 1
@@ -253,11 +256,16 @@ class _Builder:
                 continue  # empty, and no free course can come here
             else:
                 here, weight = occ[p], COMPACTNESS_WEIGHT
-            if all(isinstance(e, int) for e in near):
-                if not any(near):
-                    cost.append(weight * here)
+            if any(isinstance(e, int) and e > 0 for e in near):
+                continue  # a fixed neighbour: never isolated
+            near = [e for e in near if not isinstance(e, int)]
+            if not near:
+                cost.append(weight * here)
                 continue
             iso = m.new_bool_var(f"iso{members[0]}_{p}")
             m.add(iso >= here - sum(near))
+            m.add(iso <= here)
+            for e in near:
+                m.add(iso + e <= 1)
             cost.append(weight * iso)
         return sum(cost)
