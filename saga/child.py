@@ -3,20 +3,19 @@ timetable so far to the parent over a pipe, and stops when asked or orphaned."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Any, Callable
+from typing import Callable
 
 from solver.evaluate import Cost
 from solver.model import Instance
+from solver.pipeline import SolveOptions, solve
 from solver.progress import Progress
 
-DEFAULT_ENTRY = "solver.pipeline"
 # Seconds between progress messages (stage changes and the final state are sent at once).
 SEND_INTERVAL = 0.02
 # How often the stop flag and the parent's liveness are looked at.
@@ -54,7 +53,6 @@ class ChildTask:
     time_limit: float
     seed: int
     workers: int
-    entry: str = DEFAULT_ENTRY  # module providing `solve` and `SolveOptions`
 
 
 class _Forwarder:
@@ -145,8 +143,7 @@ def run_child(conn: Connection, stop: Event, task: ChildTask, parent_pid: int) -
 
 
 def _solve(task: ChildTask, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> ChildResult:
-    module: Any = importlib.import_module(task.entry)
-    options = module.SolveOptions(time_limit=task.time_limit, seed=task.seed, workers=task.workers)
-    result = module.solve(task.instance, options, on_progress, should_stop)
+    options = SolveOptions(time_limit=task.time_limit, seed=task.seed, workers=task.workers)
+    result = solve(task.instance, options, on_progress, should_stop)
     tt = result.timetable
     return ChildResult(tt.period, tt.room, dict(result.stage_costs), bool(result.cancelled))

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from saga.child import DEFAULT_ENTRY, ChildError, ChildProgress, ChildResult, ChildTask, readable_error
+from saga.child import ChildError, ChildProgress, ChildResult, ChildTask, readable_error
 from saga.eta import EtaSettings
 from saga.events import CANCELLED, COMPLETED, FAILED, EventSink
 from saga.jobs import CancelResult, JobOutcome, JobSpec, ResultSink
@@ -54,12 +54,11 @@ class JobRunner:
         kill_grace: float = 2.0,
         weights: StageWeights = DEFAULT_WEIGHTS,
         eta: EtaSettings = EtaSettings(),
-        entry: str = DEFAULT_ENTRY,
     ) -> None:
         self._events, self._results = events, results
         self._slots = slots or os.cpu_count() or 1
         self._max_events, self._kill_grace = max_events_per_second, kill_grace
-        self._weights, self._eta, self._entry = weights, eta, entry
+        self._weights, self._eta = weights, eta
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[_Job] = deque()
         self._running: dict[str, _Job] = {}
@@ -121,7 +120,7 @@ class JobRunner:
         while self._queue and len(self._running) < self._slots and not self._closed:
             job = self._queue.popleft()
             spec = job.spec
-            task = ChildTask(spec.instance, spec.time_limit, spec.seed, spec.workers, self._entry)
+            task = ChildTask(spec.instance, spec.time_limit, spec.seed, spec.workers)
             job.handle = ChildHandle(task, name=f"saga-{spec.job_id}")
             self._running[spec.job_id] = job
             job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"saga-{spec.job_id}")
