@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from solver.evaluate import HARD, SOFT
 from tests.browser_support import (  # noqa: F401 (fixtures)
     TOKEN,
     Service,
@@ -54,6 +55,15 @@ def lecture_count(page: object) -> int:
     return page.locator("#grid .lecture").count()
 
 
+def assert_grid_matches_api(page: object, service: Service, job_id: str, total: int) -> None:
+    """Every placed lecture is a grid cell entry; the unplaced ones are listed below it."""
+    data = service.api("GET", f"/api/jobs/{job_id}/timetable?format=json").json()
+    assert len(data["lectures"]) + len(data["unplaced"]) == total
+    assert lecture_count(page) == len(data["lectures"]) > 0
+    listed = page.locator("#unplaced li").all_inner_texts()
+    assert sum(int(t.split(" × ")[1]) if " × " in t else 1 for t in listed) == len(data["unplaced"])
+
+
 def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_at: object) -> None:
     page = page_at(service)
     assert "token=" not in page.url  # the one-time login URL is stripped from the address bar
@@ -77,6 +87,8 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
     assert lecture_count(page) == total
     api_timetable = service.api("GET", f"/api/jobs/{job_id}/timetable?format=json").json()
     assert len(api_timetable["lectures"]) == total
+    shown_costs = page.locator("#breakdown tbody td:nth-child(3)").all_inner_texts()
+    assert shown_costs == [str(api_timetable["cost"][name]) for name in HARD + SOFT]
     screenshot(page, "result-grid.png", publish=True)
 
     # Filtering by a curriculum shows exactly that curriculum's lectures.
@@ -90,7 +102,7 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
 
 def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service, page_at: object) -> None:
     page = page_at(service, width=390)
-    submit_sample(page, "medium", 30)
+    job_id = submit_sample(page, "medium", 30)
     # Once the Building step is done every lecture has a place, so the best-so-far is complete.
     page.locator("#pipeline li.done[data-stage=cpsat_solving]").wait_for(timeout=30_000)
     screenshot(page, "job-running-390.png", publish=True)
@@ -109,7 +121,7 @@ def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service
     wait_for_status(page, "cancelled", 30)
     page.locator("#result").wait_for(state="visible")
     assert "cancelling" in page.locator("#result-summary").inner_text()
-    assert lecture_count(page) == sample_lectures(service, "medium")
+    assert_grid_matches_api(page, service, job_id, sample_lectures(service, "medium"))
     wrap_overflows = page.evaluate("() => { const w = document.querySelector('.grid-wrap'); return w.scrollWidth > w.clientWidth; }")
     page_overflows = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
     assert wrap_overflows and not page_overflows, "at 390 px only the grid should scroll sideways"
@@ -138,7 +150,7 @@ def test_a_server_restart_mid_run_recovers_without_reloading(own_service: Servic
     bar = [int(v) for v in page.evaluate("window.bar")]
     assert bar == sorted(bar), f"the bar went backwards across the restart: {bar}"
     page.locator("#result").wait_for(state="visible")
-    assert lecture_count(page) == sample_lectures(own_service, "medium")
+    assert_grid_matches_api(page, own_service, job_id, sample_lectures(own_service, "medium"))
 
 
 def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, page_at: object) -> None:
