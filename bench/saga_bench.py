@@ -109,13 +109,16 @@ async def eta_errors(name: str, seconds: float) -> list[EtaPoint]:
 
 
 def _eta_table(points: list[EtaPoint]) -> str:
-    rows = ["| instance | at | ETA shown (s) | really left (s) | error (s) | error (% of run) |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| instance | run (s) | at | ETA shown (s) | really left (s) | error (s) | error (% of run) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for p in points:
         run = p.actual / (1 - p.fraction)
         error = "n/a" if p.eta is None else f"{p.eta - p.actual:+.1f}"
         share = "n/a" if p.eta is None else f"{100 * abs(p.eta - p.actual) / run:.1f}"
         shown = "None" if p.eta is None else f"{p.eta:.1f}"
-        rows.append(f"| {p.instance} | {p.fraction:.0%} | {shown} | {p.actual:.1f} | {error} | {share} |")
+        rows.append(f"| {p.instance} | {run:.1f} | {p.fraction:.0%} | {shown} | {p.actual:.1f} | {error} | {share} |")
     return "\n".join(rows)
 
 
@@ -136,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
     points = []
     for name in args.instances:
         points += await eta_errors(name, args.time)
-    print(f"## ETA accuracy ({args.time:.0f} s per instance)\n")
+    print(f"## ETA accuracy (time limit {args.time:.0f} s per instance; run = first to last event)\n")
     print(_eta_table(points))
 
 
