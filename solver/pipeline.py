@@ -133,6 +133,7 @@ def solve(
     )
     best.offer(refined)
     stage_costs[REFINEMENT] = best.cost
-    iterations = best.items[0]
-    best.report(REFINEMENT, iterations, iterations)
+    if not should_stop():
+        iterations = best.items[0]
+        best.report(REFINEMENT, iterations, iterations)
     return finish()
