@@ -35,8 +35,8 @@ def pick_room(state: SearchState, l: int, p: int, rng: random.Random) -> int:
 
 def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """A random lecture to a random period, in its own room when free there."""
-    l = rng.randrange(state.n_lectures)
-    p = rng.randrange(state.n_periods)
+    l = int(rng.random() * state.n_lectures)
+    p = int(rng.random() * state.n_periods)
     if p == state.period[l]:
         return None
     i = state.course_of[l] * state.n_periods + p
@@ -52,10 +52,32 @@ def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     return None
 
 
+def spread(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
+    """A lecture of a course short of working days, from a day it uses twice to an unused day."""
+    l = int(rng.random() * state.n_lectures)
+    c, n_days = state.course_of[l], state.n_days
+    if state.days_used[c] >= state.min_days[c] or state.cd[c * n_days + state.day_of[state.period[l]]] < 2:
+        return None
+    free_days = [d for d in range(n_days) if not state.cd[c * n_days + d]]
+    ppd = state.n_periods // n_days
+    p = rng.choice(free_days) * ppd + int(rng.random() * ppd)
+    i = c * state.n_periods + p
+    if state.conf[i] or state.unavailable[i]:
+        return None
+    r = pick_room(state, l, p, rng)
+    if r < 0:
+        return None
+    d = state.move_delta(l, p, r)
+    if accept(d):
+        state.move(l, p, r)
+        return d
+    return None
+
+
 def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """A random lecture to a random (period, room): moved if the room is free, else swapped."""
-    l = rng.randrange(state.n_lectures)
-    p, r = rng.randrange(state.n_periods), rng.randrange(state.n_rooms)
+    l = int(rng.random() * state.n_lectures)
+    p, r = int(rng.random() * state.n_periods), int(rng.random() * state.n_rooms)
     there = state.occ[r * state.n_periods + p]
     if there:
         other = there[0]
@@ -77,8 +99,8 @@ def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
 
 def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """A random lecture to another room of the same period (swapping with its occupant)."""
-    l = rng.randrange(state.n_lectures)
-    p, r = state.period[l], rng.randrange(state.n_rooms)
+    l = int(rng.random() * state.n_lectures)
+    p, r = state.period[l], int(rng.random() * state.n_rooms)
     if r == state.room[l]:
         return None
     there = state.occ[r * state.n_periods + p]
@@ -97,10 +119,10 @@ def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int |
 
 def course_rooms(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """All lectures of a random course into one room, swapping rooms with the occupants."""
-    c = state.course_of[rng.randrange(state.n_lectures)]
+    c = state.course_of[int(rng.random() * state.n_lectures)]
     if state.rooms_used[c] < 2:
         return None
-    r = rng.randrange(state.n_rooms)
+    r = int(rng.random() * state.n_rooms)
     p_n, before = state.n_periods, state.soft
     done: list[tuple[int, int, int]] = []  # (lecture, occupant swapped with or -1, previous room)
     for l in state.lectures_of[c]:
@@ -144,8 +166,8 @@ def kempe_chain(state: SearchState, l: int, p2: int) -> tuple[list[int], list[in
 
 def kempe(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """Kempe-chain interchange of a random lecture's period with another period, then rooms."""
-    l = rng.randrange(state.n_lectures)
-    p1, p2 = state.period[l], rng.randrange(state.n_periods)
+    l = int(rng.random() * state.n_lectures)
+    p1, p2 = state.period[l], int(rng.random() * state.n_periods)
     if p1 == p2:
         return None
     out1, out2 = kempe_chain(state, l, p2)
@@ -189,6 +211,7 @@ OPERATORS: dict[str, Operator] = {
     "move": move,
     "swap": swap,
     "room": room_change,
+    "spread": spread,
     "course_rooms": course_rooms,
     "kempe": kempe,
 }

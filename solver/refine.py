@@ -27,7 +27,8 @@ OnIteration = Callable[[int, int, Cost, "Timetable | None"], None]
 
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
-T_START, T_END = 1.5, 0.15
+T_START, T_END = 2.0, 0.15
+HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
 
 
@@ -45,9 +46,11 @@ class OperatorBandit:
         self.uses = [0] * len(names)
 
     def shares(self) -> list[float]:
-        total = sum(self.rate) or 1.0
-        n = len(self.rate)
-        return [self.floor + (1 - n * self.floor) * r / total for r in self.rate]
+        gains = [max(r, 0.0) for r in self.rate]
+        total, n = sum(gains), len(gains)
+        if total <= 0:
+            return [1 / n] * n
+        return [self.floor + (1 - n * self.floor) * g / total for g in gains]
 
     def choose(self) -> int:
         weights = [s / t for s, t in zip(self.shares(), self.seconds)]
@@ -56,6 +59,10 @@ class OperatorBandit:
     def reward(self, i: int, improvement: float, seconds: float) -> None:
         seconds = max(seconds, 1e-6)
         self.uses[i] += 1
+        # Estimates age with the search's own clock, so a rarely chosen operator is not
+        # judged forever by the easy gains of the start.
+        fade = 0.5 ** (seconds / HALF_LIFE)
+        self.rate = [r * fade for r in self.rate]
         self.rate[i] += self.decay * (improvement / seconds - self.rate[i])
         self.seconds[i] += self.decay * (seconds - self.seconds[i])
 
@@ -176,6 +183,9 @@ class LocalSearch:
         seconds = time.monotonic() - t0
         self.proposals += n
         self.per_second[i] = n / max(seconds, 1e-6)
+        # Reward: the downhill steps the operator found per second. (The net change of the
+        # current cost favours the never-uphill CP-SAT window far too much under annealing;
+        # new bests are too rare to learn from.)
         self.bandit.reward(i, gained, seconds)
 
     def _reheat(self, now: float) -> None:
