@@ -19,9 +19,9 @@ from solver.progress import StopCheck, never_stop
 from solver.timetable import Timetable
 
 STOP_POLL_SECONDS = 0.05
-# A repair attempt gets at least this long, even past the stage's budget: the stage
-# must end with a feasible timetable whenever one exists.
-REPAIR_MIN_SECONDS = 2.0
+# Share of a period's expected demand from clusters still to come that a cluster must
+# leave free: placing greedily fills periods, and later clusters then find no room.
+RESERVE_FACTOR = 0.9
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,28 @@ class _StopWatcher:
                 self._solver.stop_search()
 
 
-def run(placement: Placement, *, time_limit: float, workers: int, seed: int, should_stop: StopCheck) -> Solved | None:
-    """Solve a placement model; the best timetable found, or None when there is none."""
+def run(
+    placement: Placement,
+    *,
+    time_limit: float,
+    workers: int,
+    seed: int,
+    should_stop: StopCheck,
+    first_only: bool = False,
+) -> Solved | None:
+    """Solve a placement model; the best timetable found, or None when there is none.
+    With `first_only`, the first placement that meets the hard constraints, found
+    without the objective (much faster on tight clusters)."""
     if should_stop() or time_limit <= 0:
         return None
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = max(1, workers)
     solver.parameters.random_seed = seed
-    if workers <= 1:
+    if first_only:
+        placement.model.clear_objective()
+        solver.parameters.stop_after_first_solution = True
+    elif workers <= 1:
         # A lone default worker has no LNS and a weak LP on this model: interleaving the
         # portfolio's subsolvers in one thread, with the full LP, finds placements
         # far more reliably (alone, level 2 found no placement at all for some comp02 clusters).
@@ -69,6 +82,8 @@ def run(placement: Placement, *, time_limit: float, workers: int, seed: int, sho
         solver.parameters.linearization_level = 2
     with _StopWatcher(solver, should_stop):
         status = solver.solve(placement.model)
+    if first_only:
+        placement.model.minimize(placement.objective)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     timetable = placement.timetable(solver)
@@ -90,13 +105,20 @@ def place_cluster(
     workers: int,
     seed: int,
     should_stop: StopCheck,
+    period_caps: Sequence[int] | None = None,
 ) -> Timetable | None:
-    """Place all lectures of `courses` around what `base` holds (their own positions in
-    `base`, if any, serve as a hint); None when no placement was found."""
-    placement = build_placement(base, lectures_of(base.instance, courses), best_fit=True)
+    """Place all lectures of `courses` around what `base` holds, at most `period_caps[p]`
+    lectures in period p; None when no placement was found. A first feasible placement
+    is found without the objective, then improved from it for the rest of the time."""
+    deadline = time.monotonic() + time_limit
+    placement = build_placement(base, lectures_of(base.instance, courses), best_fit=True, period_caps=period_caps)
     placement.hint(base)
-    solved = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop)
-    return solved.timetable if solved else None
+    first = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop, first_only=True)
+    if first is None:
+        return None
+    placement.hint(first.timetable)
+    best = run(placement, time_limit=deadline - time.monotonic(), workers=workers, seed=seed, should_stop=should_stop)
+    return best.timetable if best is not None and best.soft <= first.soft else first.timetable
 
 
 def reoptimize(
@@ -130,8 +152,9 @@ def solve_clusters(
     on_cluster: Callable[[int, int, Timetable], None],
 ) -> Timetable:
     """Place the clusters in order, each given a share of the remaining time in
-    proportion to its lectures; a cluster that does not fit is placed again together
-    with already placed courses around it."""
+    proportion to its lectures and leaving room for the clusters after it; a cluster
+    that does not fit is placed again without that reserve, then together with already
+    placed courses around it. Lectures still unplaced at the deadline stay unplaced."""
     deadline = time.monotonic() + time_limit
     sizes = [int(instance.index.lectures[list(cl)].sum()) for cl in clusters]
     timetable, placed = Timetable.empty(instance), []
@@ -139,7 +162,12 @@ def solve_clusters(
         if should_stop():
             break
         share = max(0.0, deadline - time.monotonic()) * sizes[i] / max(1, sum(sizes[i:]))
-        new = place_cluster(timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop)
+        caps = period_caps(instance, [c for later in clusters[i + 1 :] for c in later])
+        new = place_cluster(
+            timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop, period_caps=caps
+        )
+        if new is None:
+            new = place_cluster(timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop)
         if new is None:
             new = _repair(timetable, cluster, placed, deadline=deadline, workers=workers, seed=seed, should_stop=should_stop)
         if new is not None:
@@ -165,11 +193,22 @@ def _repair(
     for ring in _rings(timetable.instance, cluster, placed):
         if should_stop():
             return None
-        budget = max(REPAIR_MIN_SECONDS, (deadline - time.monotonic()) / 2)
+        budget = (deadline - time.monotonic()) / 2
         new = place_cluster(timetable, ring, time_limit=budget, workers=workers, seed=seed, should_stop=should_stop)
         if new is not None:
             return new
     return None
+
+
+def period_caps(instance: Instance, later_courses: Sequence[int]) -> list[int]:
+    """Rooms per period minus a share of what the later courses are expected to need
+    there (each course's lectures spread over its available periods)."""
+    ix = instance.index
+    demand = np.zeros(ix.n_periods)
+    for c in later_courses:
+        open_periods = ~ix.unavailable[c]
+        demand += open_periods * (ix.lectures[c] / max(1, int(open_periods.sum())))
+    return (ix.n_rooms - np.floor(RESERVE_FACTOR * demand)).astype(int).tolist()
 
 
 def _rings(instance: Instance, cluster: Sequence[int], placed: Sequence[int]) -> list[list[int]]:

@@ -35,6 +35,7 @@ class Placement:
     z: dict[int, dict[Slot, cp_model.IntVar]]  # course -> (period, room) -> var
     offset: int  # soft cost outside the objective (courses with no free lecture)
     scale: int  # objective = scale × soft cost + room-fit tie-break (< scale)
+    objective: cp_model.LinearExprT
 
     def timetable(self, solver: cp_model.CpSolver) -> Timetable:
         period, room = self.fixed.arrays()
@@ -48,8 +49,9 @@ class Placement:
         return round(solver.objective_value) // self.scale + self.offset
 
     def hint(self, timetable: Timetable) -> None:
-        """Suggest the free lectures' positions in `timetable` as the first solution
+        """Replace any earlier hint: suggest the free lectures' positions in `timetable` as the first solution
         (courses with an unplaced lecture get no hint: an all-zero hint misleads the search)."""
+        self.model.clear_hints()
         for c, lectures in self.free_of.items():
             used = {(timetable.period[l], timetable.room[l]) for l in lectures}
             if UNPLACED in {p for p, _ in used}:
@@ -61,10 +63,17 @@ class Placement:
                 self.model.add_hint(var, p in periods)
 
 
-def build_placement(base: Timetable, free_lectures: Sequence[int], *, best_fit: bool = False) -> Placement:
+def build_placement(
+    base: Timetable,
+    free_lectures: Sequence[int],
+    *,
+    best_fit: bool = False,
+    period_caps: Sequence[int] | None = None,
+) -> Placement:
     """The model placing `free_lectures` around the rest of `base`. With `best_fit`, ties
     in soft cost go to the smallest rooms that hold a course's students, keeping large
-    rooms for the courses still to be placed (clusters are placed one after another)."""
+    rooms for the courses still to be placed (clusters are placed one after another).
+    `period_caps[p]` bounds the lectures (fixed and free) in period p."""
     ix = base.instance.index
     period, room = base.arrays()
     free = np.unique(np.asarray(free_lectures, dtype=np.int64))
@@ -73,7 +82,7 @@ def build_placement(base: Timetable, free_lectures: Sequence[int], *, best_fit: 
     free_of: dict[int, list[int]] = defaultdict(list)
     for l in free.tolist():
         free_of[int(ix.lecture_course[l])].append(l)
-    builder = _Builder(fixed, {c: len(ls) for c, ls in free_of.items()})
+    builder = _Builder(fixed, {c: len(ls) for c, ls in free_of.items()}, period_caps)
     objective = builder.build()
     scale = 1
     if best_fit:
@@ -89,6 +98,7 @@ def build_placement(base: Timetable, free_lectures: Sequence[int], *, best_fit: 
         z=builder.z,
         offset=_offset(fixed, list(free_of)),
         scale=scale,
+        objective=objective,
     )
 
 
@@ -106,10 +116,11 @@ def _offset(fixed: Timetable, free_courses: list[int]) -> int:
 
 
 class _Builder:
-    def __init__(self, fixed: Timetable, counts: dict[int, int]) -> None:
+    def __init__(self, fixed: Timetable, counts: dict[int, int], period_caps: Sequence[int] | None) -> None:
         self.ix = ix = fixed.instance.index
         self.model = cp_model.CpModel()
         self.counts = counts
+        self.period_caps = period_caps
         self.course_busy = np.zeros((ix.n_courses, ix.n_periods), dtype=bool)
         self.room_busy = np.zeros((ix.n_periods, ix.n_rooms), dtype=bool)
         self.fixed_slots: dict[int, list[Slot]] = defaultdict(list)
@@ -187,11 +198,14 @@ class _Builder:
         for vs in per_slot.values():
             if len(vs) > 1:
                 self.model.add_at_most_one(vs)
-        # Redundant: no more lectures in a period than free rooms; it prunes early.
+        # No more lectures in a period than free rooms (redundant, it prunes early),
+        # or than the period's cap minus its fixed lectures.
         for p, vs in per_period.items():
-            free_rooms = int((~self.room_busy[p]).sum())
-            if len(vs) > free_rooms:
-                self.model.add(sum(vs) <= free_rooms)
+            limit = int((~self.room_busy[p]).sum())
+            if self.period_caps is not None:
+                limit = min(limit, int(self.period_caps[p]) - int(self.room_busy[p].sum()))
+            if len(vs) > limit:
+                self.model.add(sum(vs) <= max(0, limit))
 
     def _capacity(self, c: int) -> cp_model.LinearExprT:
         penalty = self.ix.capacity_penalty[c]
