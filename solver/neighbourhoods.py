@@ -97,8 +97,11 @@ def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     return None
 
 
-def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
-    """A random lecture to another room of the same period (swapping with its occupant)."""
+def room_change(state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
+    """A random lecture to another room of the same period (swapping with its occupant).
+
+    Room moves only descend: their uphill steps, undone a moment later, would look
+    like progress to the operator bandit and buy little diversity."""
     l = int(rng.random() * state.n_lectures)
     p, r = state.period[l], int(rng.random() * state.n_rooms)
     if r == state.room[l]:
@@ -106,19 +109,19 @@ def room_change(state: SearchState, rng: random.Random, accept: Accept) -> int |
     there = state.occ[r * state.n_periods + p]
     if there:
         d = state.swap_delta(l, there[0])
-        if accept(d):
+        if d <= 0:
             state.swap(l, there[0])
             return d
         return None
     d = state.move_delta(l, p, r)
-    if accept(d):
+    if d <= 0:
         state.move(l, p, r)
         return d
     return None
 
 
-def course_rooms(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
-    """All lectures of a random course into one room, swapping rooms with the occupants."""
+def course_rooms(state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
+    """All lectures of a random course into one room, swapping rooms with the occupants (descent only)."""
     c = state.course_of[int(rng.random() * state.n_lectures)]
     if state.rooms_used[c] < 2:
         return None
@@ -137,7 +140,7 @@ def course_rooms(state: SearchState, rng: random.Random, accept: Accept) -> int 
             state.move(l, p, r)
         done.append((l, other, own))
     d = state.soft - before
-    if accept(d):
+    if d <= 0:
         return d
     for l, other, own in reversed(done):
         if other >= 0:
