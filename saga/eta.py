@@ -54,13 +54,16 @@ class EtaEstimator:
         if overall >= 100.0:
             return 0.0
         s = self.settings
-        if self._started is None or now - self._started < s.warmup or overall < s.min_progress:
+        if self._started is None:
             return None
-        by_rate = self._by_rate(now, overall)
+        early = now - self._started < s.warmup or overall < s.min_progress
         if self._budget is None:
-            return round(by_rate, 1)
+            return None if early else round(self._by_rate(now, overall), 1)
+        # The solver stops by its budget: that alone is an honest bound while the rate is unknown.
         left = max(0.0, self._started + self._budget - now)
-        return round(s.budget_weight * left + (1.0 - s.budget_weight) * min(by_rate, left), 1)
+        if early:
+            return round(left, 1)
+        return round(s.budget_weight * left + (1.0 - s.budget_weight) * min(self._by_rate(now, overall), left), 1)
 
     def _by_rate(self, now: float, overall: float) -> float:
         elapsed = now - self._started  # type: ignore[operator]

@@ -17,7 +17,7 @@ def _fed(settings: EtaSettings, samples: list[tuple[float, float]], budget: floa
     return eta
 
 
-def test_unknown_before_warmup_or_any_progress() -> None:
+def test_unknown_before_warmup_or_any_progress_without_a_budget() -> None:
     eta = _fed(NO_BUDGET, [(0.5, 10.0)])
     assert eta.estimate(0.5, 10.0) is None  # too early
     eta = _fed(NO_BUDGET, [(3.0, 0.5)])
@@ -63,3 +63,8 @@ def test_known_budget_is_blended_in() -> None:
 def test_zero_when_done_even_without_evidence() -> None:
     assert EtaEstimator().estimate(0.0, 100.0) == 0.0
     assert _fed(NO_BUDGET, [(5.0, 100.0)], budget=60.0).estimate(5.0, 100.0) == 0.0
+
+
+def test_a_known_budget_answers_before_the_rate_is_known() -> None:
+    eta = _fed(NO_BUDGET, [(0.25, 0.5)], budget=10.0)
+    assert eta.estimate(0.25, 0.5) == pytest.approx(9.75, abs=0.1)
