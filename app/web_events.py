@@ -25,6 +25,7 @@ from app.web_jobs import links
 from saga.events import TERMINAL, ProgressEvent
 
 RETRY_MS = 3000
+LIVENESS_CHECK = 1.0  # seconds between looks at an idle stream's socket
 log = logging.getLogger(__name__)
 
 
@@ -111,14 +112,23 @@ async def replay(out: EventStream, store: Store, job: JobRecord) -> bool:
 
 
 async def follow(out: EventStream, subscription: Subscription, heartbeat: float) -> None:
-    """Live events until the terminal one, the client leaving, or the hub closing."""
+    """Live events until the terminal one, the client leaving, or the hub closing.
+
+    An idle stream looks at its socket every LIVENESS_CHECK seconds, not only at each
+    heartbeat: connect/disconnect churn must not pile up subscriptions for 15 s."""
+    loop = asyncio.get_running_loop()
+    next_ping = loop.time() + heartbeat
     while True:
         try:
-            async with asyncio.timeout(heartbeat):
+            async with asyncio.timeout(min(LIVENESS_CHECK, max(next_ping - loop.time(), 0.0))):
                 event = await anext(subscription)
         except TimeoutError:
-            if not await out.heartbeat():
+            if out.client_gone():
                 return
+            if loop.time() >= next_ping:
+                if not await out.heartbeat():
+                    return
+                next_ping = loop.time() + heartbeat
             continue
         except StopAsyncIteration:  # shutdown: the client reconnects after `retry`
             return

@@ -83,7 +83,8 @@ def table(runs: list[Run], known: dict[str, tuple[int, float]]) -> str:
         bk = known.get(r.instance, (None, None))[0]
         gap = f"{100 * (r.soft - bk) / bk:.1f}" if bk else "–"
         mono = f"{r.mono_soft}" if r.mono_hard == 0 else f"{r.mono_soft} (hard {r.mono_hard})"
-        ratio = f"{r.soft / r.mono_soft:.2f}" if r.mono_soft else "–"
+        # An infeasible baseline has no comparable soft cost.
+        ratio = f"{r.soft / r.mono_soft:.2f}" if r.mono_soft and r.mono_hard == 0 else "–"
         lines.append(
             f"| {r.instance} | {r.seed} | {r.hard} | {r.soft} | {bk if bk is not None else '–'} | {gap} | {r.after_cpsat} | "
             f"{r.after_ga} | {r.after_refinement} | {r.seconds:.0f} | {mono} | {r.mono_seconds:.0f} | {ratio} |"
@@ -97,14 +98,17 @@ def _totals(runs: list[Run], known: dict[str, tuple[int, float]]) -> str:
     names = sorted({r.instance for r in runs})
     soft = sum(statistics.mean(r.soft for r in runs if r.instance == n) for n in names)
     mono = sum(statistics.mean(r.mono_soft for r in runs if r.instance == n) for n in names)
-    hard = sum(r.hard for r in runs)
+    hard = sum(statistics.mean(r.hard for r in runs if r.instance == n) for n in names)
+    mono_hard = sum(statistics.mean(r.mono_hard for r in runs if r.instance == n) for n in names)
     bk = sum(known[n][0] for n in names if n in known)
     winner = sum(known[n][1] for n in names if n in known)
+    mono_cell = f"{mono:.0f}" if mono_hard == 0 else f"{mono:.0f} (hard {mono_hard:.0f})"
+    ratio = f"{soft / mono:.2f}" if mono and mono_hard == 0 else "–"
+    if not bk:
+        return f"| **total** | | {hard:.0f} | **{soft:.0f}** | | | | | | | {mono_cell} | | {ratio} |"
     return (
-        f"| **total** | | {hard} | **{soft:.0f}** | {bk} (ITC winner avg {winner:.1f}) | {100 * (soft - bk) / bk:.1f} | | | | | "
-        f"{mono:.0f} | | {soft / mono:.2f} |"
-        if bk and mono
-        else f"| **total** | | {hard} | **{soft:.0f}** | | | | | | | {mono:.0f} | | |"
+        f"| **total** | | {hard:.0f} | **{soft:.0f}** | {bk} (ITC winner avg {winner:.1f}) | {100 * (soft - bk) / bk:.1f} | "
+        f"| | | | {mono_cell} | | {ratio} |"
     )
 
 

@@ -3,6 +3,7 @@ placed, and re-optimise chosen lectures for the refinement stage."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,27 @@ STOP_POLL_SECONDS = 0.05
 # Share of a period's expected demand from clusters still to come that a cluster must
 # leave free: placing greedily fills periods, and later clusters then find no room.
 RESERVE_FACTOR = 0.9
+
+
+SolutionCallback = Callable[[], None]
+
+
+def _no_report() -> None:
+    return None
+
+
+class _SolutionReporter(cp_model.CpSolverSolutionCallback):
+    """Tells the caller of every solution CP-SAT finds (live progress within a long
+    solve), and stops the search from inside it as soon as a stop is asked for."""
+
+    def __init__(self, on_solution: SolutionCallback, should_stop: StopCheck) -> None:
+        super().__init__()
+        self._on_solution, self._should_stop = on_solution, should_stop
+
+    def on_solution_callback(self) -> None:
+        if self._should_stop():
+            self.stop_search()
+        self._on_solution()
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,7 @@ def run(
     seed: int,
     should_stop: StopCheck,
     first_only: bool = False,
+    on_solution: SolutionCallback = _no_report,
 ) -> Solved | None:
     """Solve a placement model; the best timetable found, or None when there is none.
     With `first_only`, the first placement that meets the hard constraints, found
@@ -81,7 +104,7 @@ def run(
         solver.parameters.interleave_search = True
         solver.parameters.linearization_level = 2
     with _StopWatcher(solver, should_stop):
-        status = solver.solve(placement.model)
+        status = solver.solve(placement.model, _SolutionReporter(on_solution, should_stop))
     if first_only:
         placement.model.minimize(placement.objective)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -106,6 +129,7 @@ def place_cluster(
     seed: int,
     should_stop: StopCheck,
     period_caps: Sequence[int] | None = None,
+    on_solution: SolutionCallback = _no_report,
 ) -> Timetable | None:
     """Place all lectures of `courses` around what `base` holds, at most `period_caps[p]`
     lectures in period p; None when no placement was found. A first feasible placement
@@ -113,11 +137,12 @@ def place_cluster(
     deadline = time.monotonic() + time_limit
     placement = build_placement(base, lectures_of(base.instance, courses), best_fit=True, period_caps=period_caps)
     placement.hint(base)
-    first = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop, first_only=True)
+    solve = functools.partial(run, placement, workers=workers, seed=seed, should_stop=should_stop, on_solution=on_solution)
+    first = solve(time_limit=time_limit, first_only=True)
     if first is None:
         return None
     placement.hint(first.timetable)
-    best = run(placement, time_limit=deadline - time.monotonic(), workers=workers, seed=seed, should_stop=should_stop)
+    best = solve(time_limit=deadline - time.monotonic())
     return best.timetable if best is not None and best.soft <= first.soft else first.timetable
 
 
@@ -149,12 +174,14 @@ def solve_clusters(
     workers: int,
     seed: int,
     should_stop: StopCheck,
-    on_cluster: Callable[[int, int, Timetable], None],
+    on_cluster: Callable[[int, int, Timetable | None], None],
 ) -> Timetable:
     """Place the clusters in order, each given a share of the remaining time in
     proportion to its lectures and leaving room for the clusters after it; a cluster
     that does not fit is placed again without that reserve, then together with already
-    placed courses around it. Lectures still unplaced at the deadline stay unplaced."""
+    placed courses around it. Lectures still unplaced at the deadline stay unplaced.
+    `on_cluster(done, total, timetable)` follows each cluster, and each solution CP-SAT
+    finds meanwhile (with timetable None)."""
     deadline = time.monotonic() + time_limit
     sizes = [int(instance.index.lectures[list(cl)].sum()) for cl in clusters]
     timetable, placed = Timetable.empty(instance), []
@@ -163,13 +190,13 @@ def solve_clusters(
             break
         share = max(0.0, deadline - time.monotonic()) * sizes[i] / max(1, sum(sizes[i:]))
         caps = period_caps(instance, [c for later in clusters[i + 1 :] for c in later])
-        new = place_cluster(
-            timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop, period_caps=caps
-        )
+        solving = functools.partial(on_cluster, i, len(clusters), None)
+        place = functools.partial(place_cluster, workers=workers, seed=seed, should_stop=should_stop, on_solution=solving)
+        new = place(timetable, cluster, time_limit=share, period_caps=caps)
         if new is None:
-            new = place_cluster(timetable, cluster, time_limit=share, workers=workers, seed=seed, should_stop=should_stop)
+            new = place(timetable, cluster, time_limit=share)
         if new is None:
-            new = _repair(timetable, cluster, placed, deadline=deadline, workers=workers, seed=seed, should_stop=should_stop)
+            new = _repair(timetable, cluster, placed, deadline=deadline, place=place, should_stop=should_stop)
         if new is not None:
             timetable = new
             placed.extend(cluster)
@@ -183,8 +210,7 @@ def _repair(
     placed: Sequence[int],
     *,
     deadline: float,
-    workers: int,
-    seed: int,
+    place: Callable[..., Timetable | None],
     should_stop: StopCheck,
 ) -> Timetable | None:
     """Free the cluster's placed conflict neighbours with it, then theirs, then every
@@ -194,7 +220,7 @@ def _repair(
         if should_stop():
             return None
         budget = (deadline - time.monotonic()) / 2
-        new = place_cluster(timetable, ring, time_limit=budget, workers=workers, seed=seed, should_stop=should_stop)
+        new = place(timetable, ring, time_limit=budget)
         if new is not None:
             return new
     return None

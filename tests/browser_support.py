@@ -115,6 +115,9 @@ def own_service(tmp_path: Path) -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
+        # CI installs Chromium first, so there a missing browser is a failure, not a skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is not installed")
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -49,3 +51,25 @@ def ctt_dir() -> Path:
 @pytest.fixture
 def tiny_instance() -> Instance:
     return parse_ctt(TINY_CTT, "tiny.ctt")
+
+
+def live_children() -> list[str]:
+    """Command lines of this process's live children, read from /proc (no psutil)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # The resource tracker lives as long as the interpreter by design; it is not a job.
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphans_after_the_session() -> Iterator[None]:
+    """Solver children, services and browsers started by any test are all gone at the end."""
+    yield
+    assert live_children() == []

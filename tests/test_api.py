@@ -11,7 +11,7 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.keys import RUNNER
+from app.keys import RUNNER, STORE
 from app.web_app import create_app
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
@@ -46,6 +46,7 @@ async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: 
 async def test_callers_need_a_token_and_see_only_their_jobs(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, config)
     assert "Bearer" in await error_of(await client.get("/api/jobs"), 401)
+    await error_of(await client.get("/api/jobs/anything/events"), 401)
     await error_of(await client.get("/api/jobs", headers={"Authorization": "Bearer nope"}), 401)
     job_id = await submit(client, time_limit="1")
     await error_of(await client.get(f"/api/jobs/{job_id}", headers=BOB), 404)
@@ -129,7 +130,7 @@ async def test_other_entry_forms_are_accepted(aiohttp_client: Client, config: Co
 
 async def test_lookups_that_cannot_be_answered(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, config)
-    await error_of(await client.get("/api/jobs/doesnotexist", headers=ALICE), 404)
+    assert "doesnotexist" in await error_of(await client.get("/api/jobs/doesnotexist", headers=ALICE), 404)
     await error_of(await client.get("/api/jobs", params={"limit": "-1"}, headers=ALICE), 400)
     job_id = await submit(client, time_limit="30")
     assert "format" in await error_of(await client.get(f"/api/jobs/{job_id}/timetable", params={"format": "xml"}, headers=ALICE), 400)
@@ -174,9 +175,40 @@ async def test_health_and_metrics(aiohttp_client: Client, config: Config) -> Non
     assert health == {"status": "ok", "store": True, "slots": {"total": 1, "busy": 0, "free": 1}}
     job_id = await submit(client, time_limit="1")
     await finished(client, app, job_id)
+    stream = await client.get(f"/api/jobs/{job_id}/events", headers=ALICE)
+    events = (await stream.text()).count("\nevent: ")
     text = await (await client.get("/metrics")).text()
     assert 'timetabler_jobs_finished_total{status="completed"} 1.0' in text
+    assert 'timetabler_jobs_active{status="running"} 0.0' in text
     assert "timetabler_solve_seconds_count 1.0" in text and "timetabler_sse_connections 0.0" in text
+    assert events >= 2 and f"timetabler_sse_events_sent_total {events}.0" in text
+    assert "timetabler_sse_events_coalesced_total 0.0" in text
+    await app[STORE].close()  # the store goes away: health says so
+    down = await client.get("/api/health")
+    assert down.status == 503 and (await down.json())["store"] is False
+
+
+async def test_job_list_is_newest_first_and_paginated(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, replace(config, max_active_jobs=5))
+    ids = [await submit(client, time_limit="30", name=f"job {i}") for i in range(3)]
+
+    async def page(**query: str) -> list[str]:
+        body = await (await client.get("/api/jobs", params=query, headers=ALICE)).json()
+        assert body["total"] == 3
+        return [job["id"] for job in body["jobs"]]
+
+    assert await page() == ids[::-1]
+    assert await page(limit="2") == ids[:0:-1] and await page(limit="2", offset="2") == ids[:1]
+    assert await page(offset="3") == []
+    for job_id in ids:
+        await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
+        await app[RUNNER].wait(job_id)
+
+
+async def test_cors_is_off_by_default(aiohttp_client: Client, config: Config) -> None:
+    client, _ = await start(aiohttp_client, config)
+    resp = await client.get("/api/jobs", headers={**ALICE, "Origin": "https://ui.example"})
+    assert resp.status == 200 and not any(h.startswith("Access-Control-") for h in resp.headers)
 
 
 async def test_cors_only_for_allowed_origins(aiohttp_client: Client, config: Config) -> None:

@@ -212,12 +212,15 @@ def test_place_cluster_keeps_what_base_holds() -> None:
 def test_solve_clusters_on_comp01_ends_feasible() -> None:
     inst = load("comp01")
     clusters = cluster_courses(inst, max_lectures=60, seed=0)
-    seen: list[int] = []
+    seen: list[tuple[int, bool]] = []
     tt = solve_clusters(
         inst, clusters, time_limit=5.0, workers=1, seed=0, should_stop=never_stop,
-        on_cluster=lambda done, total, _: seen.append(done),
+        on_cluster=lambda done, total, placed: seen.append((done, placed is not None)),
     )
-    assert seen == list(range(1, len(clusters) + 1))
+    assert [done for done, finished in seen if finished] == list(range(1, len(clusters) + 1))
+    # CP-SAT's solution callback reports each cluster's solutions while it is being solved.
+    solving = [done for done, finished in seen if not finished]
+    assert set(solving) == set(range(len(clusters))) and solving == sorted(solving)
     assert not tt.unplaced and evaluate(tt).hard == 0
 
 
@@ -243,4 +246,6 @@ def test_stop_request_ends_the_cluster_stage_promptly() -> None:
                         on_cluster=lambda *_: None)
     timer.cancel()
     assert asked and time.monotonic() - asked[0] < 2.0
-    assert evaluate(tt).conflicts == 0 and evaluate(tt).room_occupation == 0
+    cost = evaluate(tt)
+    assert cost.conflicts == 0 and cost.room_occupation == 0 and cost.availability == 0
+    assert cost.lectures == len(tt.unplaced)  # what the stop left unplaced is counted

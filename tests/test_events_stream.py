@@ -241,27 +241,31 @@ async def _connect_and_leave(env: Env, job: str) -> None:
     await raw.writer.wait_closed()
 
 
-async def test_500_connect_disconnect_cycles_leave_nothing_behind(make_env: MakeEnv) -> None:
-    env = await make_env(heartbeat=0.05)
+async def test_10000_connect_disconnect_cycles_leave_nothing_behind(make_env: MakeEnv) -> None:
+    env = await make_env(heartbeat=15.0)  # the default: leaving must be noticed long before a ping
     job = await env.new_job("j10")
     idle = lambda: env.hub.subscriber_count == 0 and env.hub.stats.open_connections == 0  # noqa: E731
-    for _ in range(50):  # warm-up: caches and free lists
-        await _connect_and_leave(env, job)
+
+    async def cycles(n: int, at_once: int = 50) -> None:
+        for _ in range(n // at_once):
+            await asyncio.gather(*(_connect_and_leave(env, job) for _ in range(at_once)))
+
+    await cycles(500)  # warm-up: caches and free lists
     await eventually(idle, "warm-up streams to close")
     tasks_before = len(asyncio.all_tasks())
     gc.collect()
     tracemalloc.start()
     try:
         start = tracemalloc.take_snapshot()
-        for _ in range(450):
-            await _connect_and_leave(env, job)
+        await cycles(10_000)
         await eventually(idle, "every stream to notice its client left")
         await eventually(lambda: len(asyncio.all_tasks()) <= tasks_before, "handler tasks to end")
         gc.collect()
         growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
     finally:
         tracemalloc.stop()
-    assert growth < 256 * 1024, f"memory grew by {growth} bytes over 450 cycles"
+    assert env.hub.stats.subscribers_refused == 0
+    assert growth < 512 * 1024, f"memory grew by {growth} bytes over 10,000 cycles"
 
 
 async def test_shutdown_ends_twenty_open_streams_at_once(tmp_path: Path) -> None:
@@ -336,6 +340,7 @@ async def test_end_to_end_through_create_app_with_a_real_job(tmp_path: Path) -> 
         await server.close()
     assert [e for e, _, _ in got[:2]] == ["retry", "connected"]
     progress = [(int(i), json.loads(d)) for e, i, d in got if e == "progress"]
+    assert len(progress) >= 10, f"only {len(progress)} progress events"
     assert [seq for seq, _ in progress] == [p["seq"] for _, p in progress]
     assert [seq for seq, _ in progress] == sorted({seq for seq, _ in progress}), "ids strictly increase"
     overall = [p["overall_progress"] for _, p in progress]

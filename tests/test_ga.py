@@ -28,6 +28,8 @@ def test_keeps_hard_zero_never_worse_and_reports_generations() -> None:
     assert [r[0] for r in reports] == list(range(len(reports)))
     assert all(done <= total for done, total, _, _ in reports)
     assert reports[-1][2].soft == evaluate(out).soft
+    best_keys = [best.key for _, _, best, _ in reports]
+    assert best_keys == sorted(best_keys, reverse=True), "elitism: the best is never lost"
     improved = [tt for *_, tt in reports if tt is not None]
     assert all(evaluate(tt).hard == 0 for tt in improved)
 

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -18,31 +19,17 @@ from saga.runner import JobRunner
 from saga.weights import DEFAULT_WEIGHTS
 from solver.evaluate import evaluate
 from solver.generate import generate
-from solver.model import Instance
+from solver.model import Curriculum, Instance
 from solver.progress import CPSAT, GA, REFINEMENT, STAGES
+from tests.conftest import live_children
 from tests.saga_sink import CollectingSink
-
-
-def _children_of_this_process() -> list[str]:
-    """Command lines of live child processes, read from /proc (no psutil)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        # The resource tracker lives as long as the interpreter by design; it is not a job.
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
-            found.append(cmdline)
-    return found
 
 
 @pytest.fixture(scope="module", autouse=True)
 def no_orphans() -> Iterator[None]:
     yield
     assert multiprocessing.active_children() == []
-    assert _children_of_this_process() == []
+    assert live_children() == []
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +90,15 @@ async def test_progress_events_are_rate_limited_but_boundaries_are_not(runner, s
 
 @pytest.mark.parametrize("stage", [CPSAT, GA, REFINEMENT])
 async def test_cancel_in_each_stage_stops_fast_and_keeps_a_complete_timetable(runner, sink, instance, stage) -> None:
-    await runner.submit(JobSpec("c", instance, time_limit=4.0))
+    # A long budget: every stage lasts long enough for the cancel to land in it.
+    await runner.submit(JobSpec("c", instance, time_limit=30.0))
     await sink.wait_for_event("c", lambda e: e.stage == stage)
     asked = time.monotonic()
     assert await runner.cancel("c") == CancelResult.STOPPING
     await sink.wait_for_event("c", lambda e: e.terminal, timeout=10)
     ended = next(t for kind, job, t in reversed(sink.log) if kind == "event" and job == "c")
-    assert ended - asked <= 2.0
+    assert ended - asked <= 2.0  # generous for a loaded CI machine; bench/saga_bench.py measures it
+    assert [e.stage for e in sink.events["c"] if not e.terminal][-1] == stage
     assert sink.last("c").status == CANCELLED and sink.last("c").eta_seconds == 0
     outcome = sink.results["c"]
     assert outcome.status == CANCELLED
@@ -173,3 +162,31 @@ async def test_close_kills_running_children(sink, instance) -> None:
     assert not any(e.terminal for e in sink.events["p"] + sink.events["q"])
     with pytest.raises(RuntimeError):
         await runner.submit(JobSpec("late", instance, time_limit=1.0))
+
+
+async def test_a_child_that_does_not_stop_is_killed_after_the_grace_and_ends_cancelled(sink, instance) -> None:
+    runner = JobRunner(sink, sink, slots=1, kill_grace=0.5)
+    try:
+        await runner.submit(JobSpec("s", instance, time_limit=30.0))
+        await sink.wait_for_event("s", lambda e: e.stage == GA)  # a complete best timetable exists
+        (child,) = [p for p in multiprocessing.active_children() if p.name == "saga-s"]
+        os.kill(child.pid, signal.SIGSTOP)  # frozen: it cannot answer the stop request
+        asked = time.monotonic()
+        assert await runner.cancel("s") == CancelResult.STOPPING
+        await asyncio.wait_for(runner.wait("s"), 10)
+        assert time.monotonic() - asked >= 0.5
+        assert not child.is_alive()
+    finally:
+        await runner.close()
+    assert sink.last("s").status == CANCELLED
+    _assert_complete_and_evaluated(sink.results["s"], instance)
+
+
+async def test_an_exception_in_the_solver_fails_the_job_with_a_readable_error(runner, sink, instance) -> None:
+    # The readers refuse this; built by hand, it breaks the solver's indexing in the child.
+    broken = replace(instance, curricula=(*instance.curricula, Curriculum("q-bad", ("no-such-course",))))
+    await runner.submit(JobSpec("e", broken, time_limit=3.0))
+    await asyncio.wait_for(runner.wait("e"), 20)
+    last = sink.last("e")
+    assert last.status == FAILED and "no-such-course" in (last.error or "")
+    assert "Traceback" not in last.error and sink.results["e"].status == FAILED

@@ -14,6 +14,7 @@ from solver.ctt import parse_ctt
 from solver.evaluate import evaluate
 from solver.generate import generate
 from solver.model import Instance
+from solver.neighbourhoods import OPERATORS
 from solver.state import SearchState
 from solver.timetable import UNPLACED, Timetable
 from tests.conftest import CTT_DIR, TINY_CTT
@@ -115,4 +116,22 @@ def test_validator_reading_of_duplicate_lectures() -> None:
     assert state.cost().lectures == inst.index.n_lectures - 1
     state.unplace(0)
     assert state.cell_room[0] == 1
+    assert state.cost() == evaluate(state.to_timetable())
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_each_neighbourhood_keeps_hard_zero_and_reports_its_exact_delta(operator: str) -> None:
+    rng = random.Random(5)
+    state = feasible_state(Timetable.empty(instance("comp01")), rng, time.monotonic() + 5, lambda: False)
+    applied = 0
+    for _ in range(400):
+        before = state.soft
+        d = OPERATORS[operator](state, rng, lambda _delta: True)
+        assert state.hard == 0
+        if d is None:
+            assert state.soft == before  # a refused or impossible move leaves no trace
+            continue
+        applied += 1
+        assert state.soft - before == d
+    assert applied > 0, f"{operator} never applied"
     assert state.cost() == evaluate(state.to_timetable())

@@ -22,6 +22,7 @@ export class JobStream {
     this.failures = 0;
     this.source = null;
     this.pollTimer = null;
+    this.polling = false;
     this.finished = false;
   }
 
@@ -32,8 +33,7 @@ export class JobStream {
   close() {
     this.finished = true;
     this.closeSource();
-    clearTimeout(this.pollTimer);
-    this.pollTimer = null;
+    this.stopPolling();
     this.h.onState("closed");
   }
 
@@ -45,6 +45,7 @@ export class JobStream {
     this.source = source;
     source.addEventListener("connected", () => {
       this.failures = 0;
+      this.stopPolling();
       this.h.onState("live");
     });
     source.addEventListener("progress", (e) => this.receive(JSON.parse(e.data)));
@@ -74,33 +75,46 @@ export class JobStream {
     if (this.finished || source !== this.source) return;
     this.failures += 1;
     // CLOSED: the browser will not retry (e.g. a 502 from a proxy, a 401, a 404).
-    if (this.failures >= MAX_FAILURES || source.readyState === EventSource.CLOSED) {
-      this.closeSource();
-      this.h.onState("polling");
-      this.poll();
-    } else {
+    if (this.failures < MAX_FAILURES && source.readyState !== EventSource.CLOSED) {
       this.h.onState("reconnecting");
+      return;
     }
+    this.closeSource();
+    this.startPolling();
   }
 
+  startPolling() {
+    if (this.polling) return;
+    this.polling = true;
+    this.h.onState("polling");
+    this.poll();
+  }
+
+  stopPolling() {
+    this.polling = false;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  // Every POLL_MS while polling: the snapshot keeps the page current, and each answer
+  // is a cue to try the stream again; its `connected` event ends the polling.
   async poll() {
     this.pollTimer = null;
-    if (this.finished) return;
-    let snapshot;
+    if (this.finished || !this.polling) return;
+    let snapshot = null;
     try {
       snapshot = await api.job(this.jobId);
     } catch (error) {
       if (error.status === 401 || error.status === 404) return this.gone(error);
-      this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
-      return;
     }
+    if (this.finished || !this.polling) return;
+    this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
+    if (snapshot === null) return;
     if (snapshot.latest) this.receive(snapshot.latest);
     if (["completed", "cancelled", "failed"].includes(snapshot.status)) {
       return this.finish({ status: snapshot.status, links: snapshot.links });
     }
-    // The server answers again: one more stream failure sends us back to polling.
-    this.failures = MAX_FAILURES - 1;
-    this.open();
+    if (!this.source) this.open();
   }
 
   gone(error) {
