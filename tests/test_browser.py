@@ -38,6 +38,7 @@ def submit_sample(page: object, name: str, seconds: int) -> str:
     record(page, "bar", "#overall", "aria-valuenow")
     record(page, "caption", "#overall-value")
     record(page, "connection", "#connection", "data-state")
+    record(page, "announced", "#announcer")
     return page.url.rsplit("/", 1)[1]
 
 
@@ -91,11 +92,22 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
     assert shown_costs == [str(api_timetable["cost"][name]) for name in HARD + SOFT]
     screenshot(page, "result-grid.png", publish=True)
 
-    # Filtering by a curriculum shows exactly that curriculum's lectures.
-    curriculum = page.locator("#filter-curriculum option").nth(1).get_attribute("value")
-    page.locator("#filter-curriculum").select_option(curriculum)
-    expected = sum(curriculum in lecture["curricula"] for lecture in api_timetable["lectures"])
-    assert 0 < lecture_count(page) == expected < total
+    # Progress was announced politely to screen readers, in words, ending with the outcome.
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    announced = page.evaluate("window.announced")
+    assert any("percent done" in a for a in announced) and announced[-1] == "Job completed"
+
+    # Each filter shows exactly the lectures of the curriculum, teacher or room chosen.
+    for name, matches in (
+        ("curriculum", lambda lecture, v: v in lecture["curricula"]),
+        ("teacher", lambda lecture, v: lecture["teacher"] == v),
+        ("room", lambda lecture, v: lecture["room"] == v),
+    ):
+        value = page.locator(f"#filter-{name} option").nth(1).get_attribute("value")
+        page.locator(f"#filter-{name}").select_option(value)
+        expected = sum(matches(lecture, value) for lecture in api_timetable["lectures"])
+        assert 0 < lecture_count(page) == expected < total, name
+        page.locator(f"#filter-{name}").select_option("")
     for fmt in ("sol", "csv", "json"):
         assert page.locator(f"#dl-{fmt}").get_attribute("href").endswith(f"format={fmt}")
 
@@ -175,3 +187,37 @@ def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, pag
     upload_error.wait_for(state="visible")
     assert upload_error.inner_text() == expected
     assert "line" in expected
+
+
+def snapshot_fetches(page: object, job_id: str) -> list[float]:
+    """When (ms, page clock) the page fetched the job's snapshot, from Resource Timing."""
+    return page.evaluate(
+        "id => performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === `/api/jobs/${id}`)"
+        ".map(e => e.startTime)",
+        job_id,
+    )
+
+
+def test_a_broken_stream_falls_back_to_polling_every_5_s_and_returns_to_live(service: Service, page_at: object) -> None:
+    page = page_at(service)
+    page.route("**/events*", lambda route: route.abort())  # as behind a proxy that breaks streaming
+    job_id = submit_sample(page, "medium", 60)
+
+    page.wait_for_function("() => document.querySelector('#connection').dataset.state === 'polling'", timeout=30_000)
+    polling_since = page.evaluate("performance.now()") - 100
+    page.wait_for_function(
+        "([id, since]) => performance.getEntriesByType('resource')"
+        ".filter(e => new URL(e.name).pathname === `/api/jobs/${id}` && e.startTime >= since).length >= 3",
+        arg=[job_id, polling_since], timeout=20_000,
+    )
+    polls = [t / 1000 for t in snapshot_fetches(page, job_id) if t >= polling_since]
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert all(4.5 <= gap <= 6.5 for gap in gaps), f"polls should come every 5 s: {gaps}"
+    assert int(page.locator("#overall").get_attribute("aria-valuenow")) > 0, "snapshots keep the bar moving"
+
+    page.unroute("**/events*")
+    page.wait_for_function("() => document.querySelector('#connection').dataset.state === 'live'", timeout=10_000)
+    service.api("DELETE", f"/api/jobs/{job_id}")
+    wait_for_status(page, "cancelled", 30)
+    states = page.evaluate("window.connection")
+    assert states.index("polling") < len(states) - 1 - states[::-1].index("live")
