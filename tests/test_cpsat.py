@@ -249,3 +249,20 @@ def test_stop_request_ends_the_cluster_stage_promptly() -> None:
     cost = evaluate(tt)
     assert cost.conflicts == 0 and cost.room_occupation == 0 and cost.availability == 0
     assert cost.lectures == len(tt.unplaced)  # what the stop left unplaced is counted
+
+
+def test_period_caps_bound_the_lectures_a_period_takes() -> None:
+    inst = tiny([("a", "t1", 1, 1, 10), ("b", "t2", 1, 1, 10)], [("r", 20), ("s", 20)], periods_per_day=2)
+
+    def periods(caps: list[int]) -> list[int] | None:
+        placement = build_placement(Timetable.empty(inst), [0, 1], period_caps=caps)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        if solver.solve(placement.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        return sorted(placement.timetable(solver).period)
+
+    assert periods([2, 2]) is not None
+    assert periods([1, 1]) == [0, 1]  # one lecture each
+    assert periods([0, 2]) == [1, 1]  # period 0 closed: both share period 1, in two rooms
+    assert periods([1, 0]) is None  # one place left for two lectures

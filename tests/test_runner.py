@@ -69,6 +69,14 @@ async def test_completed_job_reports_every_stage_in_order_up_to_exactly_100(runn
     steady = [e for e in events if e.stage in (GA, REFINEMENT) and e.status == RUNNING]
     assert steady and all(e.eta_seconds is not None and e.eta_seconds >= 0 for e in steady)
     assert all(e.stage not in e.message and "_" not in e.message for e in events)
+    assert len({e.started_at for e in events}) == 1 and all(e.started_at <= e.updated_at for e in events)
+    assert [e.updated_at for e in events] == sorted(e.updated_at for e in events)
+    cpsat = [e for e in events if e.stage == CPSAT and e.status == RUNNING and e.items is not None]
+    assert cpsat and all(0 <= e.items.done <= e.items.total == cpsat[0].items.total for e in cpsat)
+    assert events[-1].best is not None and events[-1].best.hard == 0
+    assert (events[-1].best.hard, events[-1].best.soft) == (sink.results["a"].cost.hard, sink.results["a"].cost.soft)
+    known = [e.best for e in events if e.best is not None]
+    assert [(b.hard, b.soft) for b in known] == sorted(((b.hard, b.soft) for b in known), reverse=True)
     assert [kind for kind, *_ in sink.log][-2:] == ["result", "event"]  # result saved before the end is told
     outcome = sink.results["a"]
     assert outcome.status == COMPLETED
