@@ -13,7 +13,7 @@ from typing import Sequence
 from aiohttp import web
 
 from app import config as settings
-from app.auth import ADMIN_TOKEN_FILE, Auth, TokenFileError
+from app.auth import ADMIN_TOKEN_FILE, Auth
 from app.terminal import Outcome, ProgressBar, cost_table
 from saga.jobs import JobSpec
 from saga.runner import JobRunner

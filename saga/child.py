@@ -39,7 +39,6 @@ class ChildResult:
     period: tuple[int, ...]
     room: tuple[int, ...]
     stage_costs: dict[str, Cost]
-    cancelled: bool
 
 
 @dataclass(frozen=True)
@@ -146,4 +145,4 @@ def _solve(task: ChildTask, on_progress: Callable[[Progress], None], should_stop
     options = SolveOptions(time_limit=task.time_limit, seed=task.seed, workers=task.workers)
     result = solve(task.instance, options, on_progress, should_stop)
     tt = result.timetable
-    return ChildResult(tt.period, tt.room, dict(result.stage_costs), bool(result.cancelled))
+    return ChildResult(tt.period, tt.room, dict(result.stage_costs))

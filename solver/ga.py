@@ -4,7 +4,7 @@ An individual is the flat list `periods + rooms`. Crossover copies a random set 
 curricula's courses from the second parent into the first, lecture by lecture, wherever
 that stays feasible (the rest keep the first parent's slots), so children need no repair.
 Mutation is a few random feasible neighbourhood moves followed by a short descent with
-the incremental evaluator, which also gives the fitness: no full evaluation per child.
+the incremental evaluator, which also gives the fitness.
 The hall of fame keeps the best timetable ever seen, and it goes into every generation.
 """
 
@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable
 
 from deap import base, creator, tools
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
 from solver.neighbourhoods import OPERATORS, Operator
-from solver.progress import StopCheck, never_stop
+from solver.progress import SearchCallback, StopCheck, ignore_search, never_stop
 from solver.state import SearchState
 from solver.timetable import Timetable
-
-OnGeneration = Callable[[int, int, Cost, "Timetable | None"], None]
 
 POPULATION = 12
 CHILDREN = 8
@@ -34,10 +31,6 @@ _DESCENT_OPS: tuple[Operator, ...] = tuple(OPERATORS[name] for name in ("move", 
 if not hasattr(creator, "TimetableFitness"):
     creator.create("TimetableFitness", base.Fitness, weights=(-1.0,))
     creator.create("TimetableGenome", list, fitness=creator.TimetableFitness)
-
-
-def _ignore(_done: int, _total: int, _best: Cost, _tt: Timetable | None) -> None:
-    return None
 
 
 def _genome(state: SearchState) -> list:
@@ -86,7 +79,7 @@ def evolve(
     time_limit: float,
     seed: int,
     should_stop: StopCheck = never_stop,
-    on_generation: OnGeneration = _ignore,
+    on_generation: SearchCallback = ignore_search,
 ) -> Timetable:
     """The best timetable the GA finds within `time_limit` seconds; never worse than `timetable`."""
     start = time.monotonic()

@@ -182,12 +182,12 @@ def kempe(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     for x in out1 + out2:
         state.unplace(x)
     if not (_put(state, out1, p2, old, rng) and _put(state, out2, p1, old, rng)):
-        _restore(state, old)
+        state.reassign(old)
         return None
     d = state.soft - before
     if accept(d):
         return d
-    _restore(state, old)
+    state.reassign(old)
     return None
 
 
@@ -202,12 +202,6 @@ def _put(state: SearchState, lectures: list[int], p: int, old: list[tuple[int, i
         state.place(x, p, r)
     return True
 
-
-def _restore(state: SearchState, old: list[tuple[int, int, int]]) -> None:
-    for x, _, _ in old:
-        state.unplace(x)
-    for x, p, r in old:
-        state.place(x, p, r)
 
 
 OPERATORS: dict[str, Operator] = {

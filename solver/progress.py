@@ -30,6 +30,8 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
+# A search stage's report: (done, total, best cost, best timetable when it just improved).
+SearchCallback = Callable[[int, int, Cost, "Timetable | None"], None]
 
 
 def never_stop() -> bool:
@@ -37,4 +39,8 @@ def never_stop() -> bool:
 
 
 def ignore_progress(_: Progress) -> None:
+    return None
+
+
+def ignore_search(_done: int, _total: int, _best: Cost, _timetable: Timetable | None) -> None:
     return None

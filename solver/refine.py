@@ -13,27 +13,20 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Callable
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
 from solver.neighbourhoods import OPERATORS, Accept, Operator
-from solver.progress import StopCheck, never_stop
+from solver.progress import SearchCallback, StopCheck, ignore_search, never_stop
 from solver.state import SearchState
 from solver.timetable import Timetable
 from solver.window import reoptimize_window
-
-OnIteration = Callable[[int, int, Cost, "Timetable | None"], None]
 
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
 T_START, T_END = 2.0, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
-
-
-def _ignore(_done: int, _total: int, _best: Cost, _tt: Timetable | None) -> None:
-    return None
 
 
 class OperatorBandit:
@@ -111,7 +104,7 @@ def refine(
     seed: int,
     workers: int = 1,
     should_stop: StopCheck = never_stop,
-    on_iteration: OnIteration = _ignore,
+    on_iteration: SearchCallback = ignore_search,
 ) -> Timetable:
     """The best timetable found within `time_limit` seconds; never worse than `timetable`."""
     start = time.monotonic()
@@ -136,7 +129,7 @@ class LocalSearch:
         deadline: float,
         workers: int,
         should_stop: StopCheck,
-        on_iteration: OnIteration,
+        on_iteration: SearchCallback,
     ) -> None:
         self.state, self.rng, self.deadline, self.should_stop = state, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
@@ -189,10 +182,7 @@ class LocalSearch:
         self.bandit.reward(i, gained, seconds)
 
     def _reheat(self, now: float) -> None:
-        for l in range(self.state.n_lectures):
-            self.state.unplace(l)
-        for l, (p, r) in enumerate(zip(self.best.period, self.best.room)):
-            self.state.place(l, p, r)
+        self.state.reassign([(l, p, r) for l, (p, r) in enumerate(zip(self.best.period, self.best.room))])
         self.annealer.reheat(now)
         self.best.when = now
 

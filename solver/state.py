@@ -10,6 +10,8 @@ Python ints and lists, O(curricula of the course), valid for hard-feasible moves
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from solver.evaluate import COMPACTNESS_WEIGHT, MIN_WORKING_DAYS_WEIGHT, Cost
@@ -264,6 +266,15 @@ class SearchState:
         if self.cell_lecture[i] == l:
             rest = [x for x in self.lectures_of[c] if self.period[x] == p]
             self._set_cell(c, p, min(rest) if rest else -1)
+
+    def reassign(self, assignments: Sequence[tuple[int, int, int]]) -> None:
+        """Put every (lecture, period, room) at once: all of them leave before any arrives,
+        so lectures can trade places without ever meeting; `UNPLACED` leaves one out."""
+        for l, _, _ in assignments:
+            self.unplace(l)
+        for l, p, r in assignments:
+            if p != UNPLACED:
+                self.place(l, p, r)
 
     def move(self, l: int, p: int, r: int) -> None:
         """Put `l` at (`p`, `r`), or leave it unplaced when `p` is `UNPLACED`."""

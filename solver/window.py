@@ -51,14 +51,8 @@ def reoptimize_window(
         return None
     before = state.soft
     old = [(l, state.period[l], state.room[l]) for l in free]
-    for l in free:
-        state.unplace(l)
-    for l in free:
-        state.place(l, better.period[l], better.room[l])
+    state.reassign([(l, better.period[l], better.room[l]) for l in free])
     if state.hard or state.soft >= before:  # keep the state feasible whatever CP-SAT said
-        for l in free:
-            state.unplace(l)
-        for l, p, r in old:
-            state.place(l, p, r)
+        state.reassign(old)
         return None
     return state.soft - before

@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import pytest
