@@ -32,6 +32,10 @@ def test_solve_writes_a_feasible_sol(tmp_path: Path) -> None:
     assert cost.hard == 0
     assert re.search(rf"^total soft cost\s+{cost.soft}$", run.stdout, re.MULTILINE), run.stdout
     assert "100.0%" in run.stderr  # the progress line reached the end
+    lines = re.split(r"[\r\n]+", run.stderr.strip())
+    midway = r"\d+\.\d%\s+\S.* ETA \d+:\d\d\s+best \d+ hard / \d+ soft"  # stage, %, ETA, best cost
+    assert any(re.search(midway, line) and "100.0%" not in line for line in lines), lines
+    assert re.search(rf"100\.0%.*ETA 0:00\s+best 0 hard / {cost.soft} soft", run.stderr), lines[-3:]
 
 
 def test_bad_file_is_one_line_and_nonzero(tmp_path: Path) -> None:
