@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from app import config as settings
 from app.cli import parser
 from app.config import Config
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
 from tests.app_support import TOY_CTT
+from tests.browser_support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +73,43 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     assert env_bad.returncode == 2 and env_bad.stderr.count("\n") == 1 and "TIMETABLER_PORT" in env_bad.stderr
     tokens_bad = timetabler("serve", "--tokens", "tokens", "--data-dir", "d", cwd=tmp_path)
     assert tokens_bad.returncode == 2 and "line 1" in tokens_bad.stderr and tokens_bad.stderr.count("\n") == 1
+
+
+def _serve_once(tmp_path: Path, port: int) -> tuple[str, str]:
+    """Start `timetabler serve` on a fresh-or-kept data dir, log in with what it printed,
+    follow the login link, stop it; (what it printed, its log)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETABLER_")}
+    command = [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", "data"]
+    with subprocess.Popen(command, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as service:
+        try:
+            printed = service.stdout.readline()
+            if printed.startswith("Open this once"):  # the link follows on its own line
+                printed += service.stdout.readline()
+            token = (tmp_path / "data" / "admin-token").read_text().strip()
+            wait_until(lambda: _answers(f"http://127.0.0.1:{port}/api/health"), 30, "the service")
+            headers = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(f"http://127.0.0.1:{port}/api/jobs", headers=headers).status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{port}/?token={token}").status_code == 200
+        finally:
+            service.terminate()
+        _, log = service.communicate(timeout=30)
+    return printed, log
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_first_start_prints_a_one_time_login_url_and_never_logs_the_token(tmp_path: Path) -> None:
+    port = free_port()
+    printed, log = _serve_once(tmp_path, port)
+    token = (tmp_path / "data" / "admin-token").read_text().strip()
+    assert printed.splitlines() == ["Open this once to log in as admin:", f"    http://127.0.0.1:{port}/?token={token}"]
+    assert "GET / 200" in log and token not in log  # the access log drops the query string
+    assert oct((tmp_path / "data" / "admin-token").stat().st_mode & 0o777) == "0o600"
+    printed_again, log = _serve_once(tmp_path, port)  # the token is kept, not shown again
+    assert token not in printed_again + log and "admin-token" in printed_again
