@@ -33,6 +33,20 @@ def pick_room(state: SearchState, l: int, p: int, rng: random.Random) -> int:
     return best
 
 
+def _to_period(state: SearchState, l: int, p: int, rng: random.Random, accept: Accept) -> int | None:
+    """Lecture l to period p (its own room when free there), if `accept` takes the cost change."""
+    r = pick_room(state, l, p, rng)
+    return None if r < 0 else _to_slot(state, l, p, r, accept)
+
+
+def _to_slot(state: SearchState, l: int, p: int, r: int, accept: Accept) -> int | None:
+    d = state.move_delta(l, p, r)
+    if accept(d):
+        state.move(l, p, r)
+        return d
+    return None
+
+
 def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     """A random lecture to a random period, in its own room when free there."""
     l = int(rng.random() * state.n_lectures)
@@ -42,14 +56,7 @@ def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     i = state.course_of[l] * state.n_periods + p
     if state.cp[i] or state.conf[i] or state.unavailable[i]:
         return None
-    r = pick_room(state, l, p, rng)
-    if r < 0:
-        return None
-    d = state.move_delta(l, p, r)
-    if accept(d):
-        state.move(l, p, r)
-        return d
-    return None
+    return _to_period(state, l, p, rng, accept)
 
 
 def spread(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
@@ -64,14 +71,7 @@ def spread(state: SearchState, rng: random.Random, accept: Accept) -> int | None
     i = c * state.n_periods + p
     if state.conf[i] or state.unavailable[i]:
         return None
-    r = pick_room(state, l, p, rng)
-    if r < 0:
-        return None
-    d = state.move_delta(l, p, r)
-    if accept(d):
-        state.move(l, p, r)
-        return d
-    return None
+    return _to_period(state, l, p, rng, accept)
 
 
 def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
@@ -90,11 +90,7 @@ def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
         return None
     if not state.can_move(l, p, r):
         return None
-    d = state.move_delta(l, p, r)
-    if accept(d):
-        state.move(l, p, r)
-        return d
-    return None
+    return _to_slot(state, l, p, r, accept)
 
 
 def room_change(state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
