@@ -8,7 +8,6 @@ shared conftest stays untouched.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 TOKEN = "browser-test-admin-token"
 START_TIMEOUT = 30.0
 
@@ -163,10 +161,7 @@ def record(page: object, name: str, selector: str, attribute: str | None = None)
     page.evaluate(RECORDER_JS, [name, selector, attribute])
 
 
-def screenshot(page: object, name: str, *, publish: bool = False) -> None:
+def screenshot(page: object, name: str) -> None:
+    """Into test-artifacts/ only: a test run never rewrites tracked files."""
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    if publish:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SCREENSHOTS / name)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)

@@ -71,7 +71,7 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
     job_id = submit_sample(page, SAMPLE, 6)
 
     page.wait_for_function("() => Number(document.querySelector('#overall').getAttribute('aria-valuenow')) >= 20")
-    screenshot(page, "job-running.png", publish=True)
+    screenshot(page, "job-running.png")
     wait_for_status(page, "completed", 40)
     page.locator("#result").wait_for(state="visible")
     wait_for_full_bar(page)
@@ -90,7 +90,7 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
     assert len(api_timetable["lectures"]) == total
     shown_costs = page.locator("#breakdown tbody td:nth-child(3)").all_inner_texts()
     assert shown_costs == [str(api_timetable["cost"][name]) for name in HARD + SOFT]
-    screenshot(page, "result-grid.png", publish=True)
+    screenshot(page, "result-grid.png")
 
     # Progress was announced politely to screen readers, in words, ending with the outcome.
     assert page.locator("#announcer").get_attribute("aria-live") == "polite"
@@ -117,7 +117,7 @@ def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service
     job_id = submit_sample(page, "medium", 30)
     # Once the Building step is done every lecture has a place, so the best-so-far is complete.
     page.locator("#pipeline li.done[data-stage=cpsat_solving]").wait_for(timeout=30_000)
-    screenshot(page, "job-running-390.png", publish=True)
+    screenshot(page, "job-running-390.png")
 
     page.get_by_role("button", name="Cancel job").click()
     dialog = page.locator("#cancel-dialog")
@@ -137,7 +137,7 @@ def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service
     wrap_overflows = page.evaluate("() => { const w = document.querySelector('.grid-wrap'); return w.scrollWidth > w.clientWidth; }")
     page_overflows = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
     assert wrap_overflows and not page_overflows, "at 390 px only the grid should scroll sideways"
-    screenshot(page, "result-grid-390.png", publish=True)
+    screenshot(page, "result-grid-390.png")
 
 
 def test_a_server_restart_mid_run_recovers_without_reloading(own_service: Service, page_at: object) -> None:
