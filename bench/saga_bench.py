@@ -33,6 +33,7 @@ class EtaPoint:
     fraction: float
     eta: float | None
     actual: float
+    run: float  # first to last event
 
 
 def _load(name: str) -> Instance:
@@ -104,7 +105,7 @@ async def eta_errors(name: str, seconds: float) -> list[EtaPoint]:
     for fraction in (0.25, 0.5, 0.75):
         at = start + fraction * (end - start)
         shown = max(i for i, t in enumerate(times) if t <= at)
-        points.append(EtaPoint(name, fraction, events[shown].eta_seconds, end - times[shown]))
+        points.append(EtaPoint(name, fraction, events[shown].eta_seconds, end - times[shown], end - start))
     return points
 
 
@@ -114,11 +115,10 @@ def _eta_table(points: list[EtaPoint]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for p in points:
-        run = p.actual / (1 - p.fraction)
         error = "n/a" if p.eta is None else f"{p.eta - p.actual:+.1f}"
-        share = "n/a" if p.eta is None else f"{100 * abs(p.eta - p.actual) / run:.1f}"
+        share = "n/a" if p.eta is None else f"{100 * abs(p.eta - p.actual) / p.run:.1f}"
         shown = "None" if p.eta is None else f"{p.eta:.1f}"
-        rows.append(f"| {p.instance} | {run:.1f} | {p.fraction:.0%} | {shown} | {p.actual:.1f} | {error} | {share} |")
+        rows.append(f"| {p.instance} | {p.run:.1f} | {p.fraction:.0%} | {shown} | {p.actual:.1f} | {error} | {share} |")
     return "\n".join(rows)
 
 
