@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from solver.check import check
 from solver.ctt import format_ctt, format_sol, parse_ctt, parse_sol
 from solver.errors import InstanceError
 from solver.evaluate import evaluate, evaluate_assignments
@@ -61,7 +62,7 @@ MALFORMED = [
     (_edit(4, "Days: five"), 4, "Days must be a whole number"),
     (_edit(10, "c0001 t000 6 4 -130"), 10, "students of course c0001 must not be negative"),
     (_edit(11, "c0002 t001 0 4 75"), 11, "lectures of course c0002 must be at least 1"),
-    (_edit(44, "rE 0"), 44, "capacity of room rE must be at least 1"),
+    (_edit(44, "rE -1"), 44, "capacity of room rE must not be negative"),
     (_edit(11, "c0001 t001 6 4 75"), 11, "duplicate course id c0001"),
     (_edit(43, "rB 100"), 43, "duplicate room id rB"),
     (_edit(51, "q000 4 c0014 c0015 c0016 c0017"), 51, "duplicate curriculum id q000"),
@@ -71,11 +72,28 @@ MALFORMED = [
     (_edit(66, "c0999 4 0"), 66, "unavailability names unknown course c0999"),
     (_edit(66, "c0001 5 0"), 66, "day 5 of course c0001 is outside the week"),
     (_edit(66, "c0001 4 6"), 66, "period 6 of course c0001 is outside the day"),
-    (_edit(10, "c0001 t000 6 6 130"), 10, "min_working_days 6, more than the 5 days"),
+    (_edit(10, "c0001 t000 6 -1 130"), 10, "min_working_days of course c0001 must not be negative"),
     (_edit(2, "Courses: 6000"), 2, "more than this service accepts (at most 5000)"),
     (_edit(5, "Periods_per_day: 25"), 5, "periods per day is 25, more than this service accepts (at most 24)"),
     (_edit(10, "c0001 t000 99999 4 130"), 11, "with course c0002 the lectures add up to 100005, more than"),
 ]
+
+
+# Odd data the official validator accepts and prices: read, then explained by the check.
+ACCEPTED = [
+    # (text, the warnings check gives for it)
+    (_edit(44, "rE 0"), ["Room rE has capacity 0: every lecture placed there costs its students."]),
+    (_edit(11, "c0002 t001 6 10 75"),
+     ["Course c0002 asks for 10 working days but the week has 5; at least 5 × 5 = 25 cost."]),
+    (_edit(10, "c0001 t000 6 4 0"), []),
+]
+
+
+@pytest.mark.parametrize(("text", "warnings"), ACCEPTED, ids=["capacity 0", "10 working days", "0 students"])
+def test_odd_data_is_accepted_with_a_warning(text: str, warnings: list[str]) -> None:
+    instance = parse_ctt(text)
+    assert parse_ctt(format_ctt(instance)) == instance
+    assert [(f.level, f.message) for f in check(instance)] == [("warning", w) for w in warnings]
 
 
 @pytest.mark.parametrize(("text", "line", "phrase"), MALFORMED, ids=[m[2][:40] for m in MALFORMED])

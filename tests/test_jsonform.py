@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from solver.check import check
 from solver.ctt import parse_ctt, parse_sol
 from solver.errors import InstanceError
 from solver.evaluate import evaluate
@@ -34,7 +35,7 @@ def test_instance_round_trip_through_json_text(comp01) -> None:
     assert data["unavailability"][0] == {"course": "c0001", "day": 4, "period": 0}
 
 
-def _broken(instance, change) -> dict:
+def _changed(instance, change) -> dict:
     data = copy.deepcopy(instance_to_json(instance))
     change(data)
     return data
@@ -68,10 +69,28 @@ BROKEN = [
 @pytest.mark.parametrize(("change", "path", "phrase"), BROKEN, ids=[f"{b[1]}:{b[2][:30]}" for b in BROKEN])
 def test_bad_instance_json_names_the_path(comp01, change, path: str, phrase: str) -> None:
     with pytest.raises(InstanceError) as caught:
-        instance_from_json(_broken(comp01, change))
+        instance_from_json(_changed(comp01, change))
     assert caught.value.field == path and caught.value.line is None
     assert phrase in caught.value.message
     assert str(caught.value) == f"{path}: {caught.value.message}"
+
+
+ACCEPTED = [
+    # (change, the warnings check gives): odd data the official validator accepts and prices.
+    (lambda d: d["rooms"][2].update(capacity=0),
+     ["Room rE has capacity 0: every lecture placed there costs its students."]),
+    (lambda d: d["courses"][1].update(min_working_days=10),
+     ["Course c0002 asks for 10 working days but the week has 5; at least 5 × 5 = 25 cost."]),
+    (lambda d: d["courses"][1].update(students=0), []),
+]
+
+
+@pytest.mark.parametrize(("change", "warnings"), ACCEPTED, ids=["capacity 0", "10 working days", "0 students"])
+def test_odd_instance_json_is_accepted_with_a_warning(comp01, change, warnings: list[str]) -> None:
+    data = _changed(comp01, change)
+    instance = instance_from_json(data)
+    assert instance_to_json(instance) == data
+    assert [(f.level, f.message) for f in check(instance)] == [("warning", w) for w in warnings]
 
 
 def test_instance_json_must_be_an_object() -> None:
