@@ -15,7 +15,9 @@ from aiohttp import web
 from app import config as settings
 from app.auth import ADMIN_TOKEN_FILE, Auth
 from app.terminal import Outcome, ProgressBar, cost_table
-from saga.jobs import JobSpec
+from saga.events import FAILED
+from saga.jobs import Feasibility, JobSpec
+from saga.reporter import shortfall
 from saga.runner import JobRunner
 from solver.check import check
 from solver.ctt import format_ctt, format_sol, parse_ctt
@@ -23,6 +25,8 @@ from solver.errors import InstanceError
 from solver.generate import generate
 
 CLI_JOB = "cli"
+# Exit statuses of `solve` (README, "Command line").
+EXIT_COMPLETE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class UserError(Exception):
@@ -85,11 +89,22 @@ def _solve(args: argparse.Namespace) -> int:
     out = args.out or args.file.with_suffix(".sol")
     outcome = asyncio.run(_run_job(JobSpec(CLI_JOB, instance, args.time, seed=args.seed))).value
     if outcome is None or outcome.timetable is None or outcome.cost is None:
-        raise UserError(f"no timetable: {outcome.error if outcome else 'the solver stopped without a result'}")
+        reason = outcome.error if outcome else "the solver stopped without a result"
+        print(f"timetabler: error: no timetable: {reason}", file=sys.stderr)
+        return EXIT_FAILED
     out.write_text(format_sol(outcome.timetable), encoding="utf-8")
     print(cost_table(outcome.cost))
     print(f"{outcome.status}: wrote {out}")
-    return 0 if outcome.status != "failed" else 1
+    return _verdict(outcome.status, Feasibility.of(outcome.timetable, outcome.cost))
+
+
+def _verdict(status: str, feasibility: Feasibility) -> int:
+    """Say plainly when the timetable is incomplete; the exit status tells a script."""
+    if not feasibility.feasible:
+        print(f"incomplete timetable: {shortfall(feasibility)}")
+    if status == FAILED:
+        return EXIT_FAILED
+    return EXIT_COMPLETE if feasibility.feasible else EXIT_INCOMPLETE
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -135,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except UserError as err:
         print(f"timetabler: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

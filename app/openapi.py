@@ -48,6 +48,12 @@ OPTIONS = {
     "name": {"type": "string", "maxLength": 100},
 }
 LINKS = _obj(["self", "events", "timetable"], self={"type": "string"}, events={"type": "string"}, timetable={"type": "string"})
+# A finished job's verdict on its timetable (saga.jobs.Feasibility); null while unfinished or without a timetable.
+VERDICT = {
+    "feasible": {"type": ["boolean", "null"], "description": "no hard violations: every lecture placed, no clashes"},
+    "unplaced": {"type": ["integer", "null"], "description": "lectures without a period"},
+    "hard_violations": {"type": ["integer", "null"], "description": "hard violations, unplaced lectures included"},
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(["error", "detail"], error={"type": "string"}, detail={"type": "string"}),
@@ -55,18 +61,24 @@ SCHEMAS: dict[str, Any] = {
     "Cost": {"type": "object", "required": ["hard", "soft"], "additionalProperties": {"type": "integer"}},
     "Event": _obj(["job_id", "seq", "status", "overall_progress", "message"], job_id={"type": "string"},
                   seq={"type": "integer"}, status={"type": "string"}, stage={"type": ["string", "null"]},
-                  overall_progress={"type": "number"}, eta_seconds={"type": ["number", "null"]}, message={"type": "string"}),
-    "Job": _obj(["id", "name", "owner", "status", "created_at", "attempt", "time_limit", "seed", "latest", "result", "links"],
+                  overall_progress={"type": "number"}, eta_seconds={"type": ["number", "null"]}, message={"type": "string"},
+                  **VERDICT),
+    "Job": _obj(["id", "name", "owner", "status", "created_at", "attempt", "time_limit", "seed", "latest", "result", "links",
+                 *VERDICT],
                 id={"type": "string"}, name={"type": "string"}, owner={"type": "string"}, status={"type": "string"},
                 created_at={"type": "number"}, attempt={"type": "integer"}, time_limit={"type": "number"},
                 seed={"type": "integer"}, latest={"oneOf": [_ref("Event"), {"type": "null"}]},
                 result={"oneOf": [_obj(["hard", "soft", "cost"], hard={"type": "integer"}, soft={"type": "integer"},
                                        cost=_ref("Cost")), {"type": "null"}]},
-                links=_ref("Links")),
+                links=_ref("Links"), **VERDICT),
     "Accepted": _obj(["id", "status", "links"], id={"type": "string"}, status={"type": "string"}, links=_ref("Links")),
-    "Timetable": _obj(["job_id", "status", "cost", "lectures", "unplaced", "violations"], job_id={"type": "string"},
+    "Timetable": _obj(["job_id", "status", "cost", "lectures", "unplaced", "violations", "feasible", "unplaced_count",
+                       "hard_violations"], job_id={"type": "string"},
                       status={"type": "string"}, cost=_ref("Cost"), lectures={"type": "array"},
-                      unplaced={"type": "array"}, violations={"type": "array"}),
+                      unplaced={"type": "array", "description": "the lectures without a period"},
+                      violations={"type": "array"}, feasible={"type": "boolean"},
+                      unplaced_count={"type": "integer", "description": "length of unplaced"},
+                      hard_violations={"type": "integer"}),
 }
 
 SUBMIT_BODY = {
@@ -119,7 +131,9 @@ PATHS: dict[str, Any] = {
     "/api/jobs/{id}/events": {
         "parameters": [JOB_ID],
         "get": _op("Live progress as server-sent events (connected, progress, snapshot, done)", {
-            "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "200": {"description": "An event stream; `progress` and `snapshot` carry an Event, `done` carries "
+                                   "status, feasible, unplaced, hard_violations and links",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             **_errors(404)}),
     },
     "/api/samples": {

@@ -13,7 +13,7 @@ from typing import Protocol
 from app.metrics import Metrics
 from app.store import JobRecord, Store
 from saga.events import FAILED, QUEUED, ProgressEvent
-from saga.jobs import CancelResult, JobOutcome, JobSpec
+from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec, feasibility_fields
 from solver.ctt import parse_ctt
 from solver.model import Instance
 
@@ -86,13 +86,17 @@ class JobService:
             previous.stage_costs if previous else {}, reason, time.time(),
         )
         await self.save_result(outcome)
-        await self.publish(_event(job, FAILED, reason, job.attempt, error=reason))
+        await self.publish(_event(job, FAILED, reason, job.attempt, error=reason, feasibility=outcome.feasibility))
 
 
-def _event(job: JobRecord, status: str, message: str, attempt: int, error: str | None = None) -> ProgressEvent:
+def _event(
+    job: JobRecord, status: str, message: str, attempt: int, error: str | None = None,
+    feasibility: Feasibility | None = None,
+) -> ProgressEvent:
     now = time.time()
     return ProgressEvent(
         job_id=job.id, seq=job.last_seq + 1, status=status, stage=None, stage_progress=0.0,
         overall_progress=100.0 if status == FAILED else 0.0, eta_seconds=0.0 if status == FAILED else None,
         started_at=None, updated_at=now, message=message, error=error, attempt=attempt,
+        **feasibility_fields(feasibility),
     )

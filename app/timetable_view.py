@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from saga.jobs import Feasibility
 from solver.evaluate import Cost, course_period_table
 from solver.jsonform import timetable_to_json
 from solver.timetable import Timetable
@@ -42,9 +43,13 @@ def _when(period: int, per_day: int) -> str:
 def as_json(job_id: str, status: str, timetable: Timetable, cost: Cost) -> dict[str, Any]:
     instance = timetable.instance
     data = timetable_to_json(timetable, cost)
+    feasibility = Feasibility.of(timetable, cost)
     return {
         "job_id": job_id, "status": status, **data, "lectures": _with_sizes(timetable, data["lectures"]),
         "days": instance.days, "periods_per_day": instance.periods_per_day, "violations": hard_violations(timetable),
+        # "unplaced" is already the list of unplaced lectures here; its length has a name of its own.
+        "feasible": feasibility.feasible, "unplaced_count": feasibility.unplaced,
+        "hard_violations": feasibility.hard_violations,
     }
 
 

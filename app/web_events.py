@@ -75,10 +75,10 @@ class EventStream:
         block = sse.event(_json(event.to_dict()), name=name, id=str(event.seq))
         if not event.terminal:
             return await self.write(block)
-        return await self.write(block + _done(event.job_id, event.status), events=2)
+        return await self.write(block + _done(event), events=2)
 
-    async def finish(self, job_id: str, status: str) -> bool:
-        return await self.write(_done(job_id, status))
+    async def finish(self, end: ProgressEvent) -> bool:
+        return await self.write(_done(end))
 
     async def heartbeat(self) -> bool:
         return not self.client_gone() and await self.write(sse.comment("ping"), events=0)
@@ -88,8 +88,10 @@ def _json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def _done(job_id: str, status: str) -> bytes:
-    return sse.event(_json({"status": status, "links": links(job_id)}), name="done")
+def _done(end: ProgressEvent) -> bytes:
+    """`done` repeats the terminal event's verdict on the timetable, for clients that read only it."""
+    verdict = {"feasible": end.feasible, "unplaced": end.unplaced, "hard_violations": end.hard_violations}
+    return sse.event(_json({"status": end.status, **verdict, "links": links(end.job_id)}), name="done")
 
 
 async def replay(out: EventStream, store: Store, job: JobRecord) -> bool:
@@ -106,7 +108,9 @@ async def replay(out: EventStream, store: Store, job: JobRecord) -> bool:
         if not await out.send(event) or event.terminal:
             return True
     if job.status in TERMINAL:  # the client had seen the end already; tell it again
-        await out.finish(job.id, job.status)
+        end = await store.latest_event(job.id)  # the terminal event: a job's status moves with its events
+        if end is not None:
+            await out.finish(end)
         return True
     return out.client_gone()
 

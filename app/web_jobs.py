@@ -16,7 +16,7 @@ from app.store import JobRecord
 from app.web_errors import ApiError, bad_request, not_found
 from app.web_misc import sample_instance
 from saga.events import QUEUED, TERMINAL
-from saga.jobs import CancelResult
+from saga.jobs import CancelResult, feasibility_fields
 from solver.ctt import format_ctt, format_sol
 
 MAX_PAGE = 100
@@ -39,6 +39,8 @@ async def snapshot(request: web.Request, job: JobRecord) -> dict[str, Any]:
         "id": job.id, "name": job.name, "owner": job.owner, "status": job.status, "created_at": job.created_at,
         "attempt": job.attempt, "time_limit": job.time_limit, "seed": job.seed,
         "latest": latest.to_dict() if latest else None, "result": result, "links": links(job.id),
+        # Derived from the stored result, so jobs stored before these fields existed have them too.
+        **feasibility_fields(outcome.feasibility if outcome is not None else None),
     }
 
 

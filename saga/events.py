@@ -42,6 +42,10 @@ class ProgressEvent:
     error: str | None = None  # set when status is failed
     attempt: int = 1
     queue_position: int | None = None  # set while queued
+    # Set on a terminal event whose job has a timetable (saga.jobs.Feasibility).
+    feasible: bool | None = None
+    unplaced: int | None = None
+    hard_violations: int | None = None
 
     @property
     def terminal(self) -> bool:

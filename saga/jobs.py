@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from solver.evaluate import Cost
 from solver.model import Instance
@@ -23,6 +23,28 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class Feasibility:
+    """Whether a timetable is complete and breaks no hard constraint. Unplaced lectures
+    are hard violations too (the ITC "Lectures" constraint), so `hard_violations >= unplaced`."""
+
+    unplaced: int  # lectures without a period
+    lectures: int  # lectures in the instance
+    hard_violations: int
+
+    @property
+    def feasible(self) -> bool:
+        return self.hard_violations == 0
+
+    @staticmethod
+    def of(timetable: Timetable, cost: Cost) -> Feasibility:
+        return Feasibility(len(timetable.unplaced), timetable.instance.index.n_lectures, cost.hard)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields every API answer about a finished job carries."""
+        return {"feasible": self.feasible, "unplaced": self.unplaced, "hard_violations": self.hard_violations}
+
+
+@dataclass(frozen=True)
 class JobOutcome:
     """How a job ended. A cancelled job carries the best complete timetable found
     (lectures not yet placed are listed as unplaced) and its exact cost."""
@@ -34,6 +56,20 @@ class JobOutcome:
     stage_costs: dict[str, Cost] = field(default_factory=dict)
     error: str | None = None
     finished_at: float = 0.0
+
+    @property
+    def feasibility(self) -> Feasibility | None:
+        """None when the job ended without a timetable."""
+        if self.timetable is None or self.cost is None:
+            return None
+        return Feasibility.of(self.timetable, self.cost)
+
+
+def feasibility_fields(feasibility: Feasibility | None) -> dict[str, Any]:
+    """`feasibility.as_dict()`, or the same keys all null when there is no timetable to judge."""
+    if feasibility is None:
+        return {"feasible": None, "unplaced": None, "hard_violations": None}
+    return feasibility.as_dict()
 
 
 class ResultSink(Protocol):

@@ -9,7 +9,7 @@ from saga.child import ChildProgress
 from saga.coalesce import Coalescer
 from saga.eta import EtaEstimator, EtaSettings
 from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Best, EventSink, ProgressEvent
-from saga.jobs import JobSpec
+from saga.jobs import Feasibility, JobOutcome, JobSpec, feasibility_fields
 from saga.tracker import ProgressTracker
 from saga.weights import StageWeights
 from solver.progress import CLUSTERING, CPSAT, GA, LOADING, REFINEMENT
@@ -25,6 +25,24 @@ _END_WORDS = {
     CANCELLED: "Stopped on request; the best timetable found so far is kept",
     FAILED: "Stopped by an error",
 }
+_INCOMPLETE_WORDS = {
+    COMPLETED: "Finished without a complete timetable",
+    CANCELLED: "Stopped on request; the best timetable found so far is kept but is incomplete",
+}
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def shortfall(feasibility: Feasibility) -> str:
+    """What keeps a timetable from being complete, e.g. "41 of 1,705 lectures unplaced, 3 other hard violations"."""
+    f = feasibility
+    parts = [f"{f.unplaced:,} of {f.lectures:,} lectures unplaced"] if f.unplaced else []
+    others = f.hard_violations - f.unplaced
+    if others > 0:
+        parts.append(_counted(others, "other hard violation" if parts else "hard violation"))
+    return ", ".join(parts)
 
 
 class JobReporter:
@@ -46,6 +64,7 @@ class JobReporter:
         self._started_at: float | None = None
         self._best: Best | None = None
         self._queue_position: int | None = None
+        self._feasibility: Feasibility | None = None  # known once the job has ended with a timetable
         self._publishing = asyncio.Lock()  # keeps the sink's calls in seq order
 
     async def queued(self, position: int) -> None:
@@ -84,14 +103,15 @@ class JobReporter:
         """Stop publishing progress: the terminal event comes next, after the result is saved."""
         await self._coalescer.close()
 
-    async def finish(self, status: str, error: str | None = None) -> None:
-        if status == COMPLETED:
+    async def finish(self, outcome: JobOutcome) -> None:
+        if outcome.status == COMPLETED:
             self.tracker.mark_completed()
-        elif status == CANCELLED:
+        elif outcome.status == CANCELLED:
             self.tracker.mark_cancelled()
         else:
-            self.tracker.mark_failed(error or "unknown error")
+            self.tracker.mark_failed(outcome.error or "unknown error")
         self._queue_position = None
+        self._feasibility = outcome.feasibility
         await self._publish()
 
     async def _publish(self) -> None:
@@ -118,6 +138,7 @@ class JobReporter:
             error=t.error,
             attempt=self.spec.attempt,
             queue_position=self._queue_position,
+            **feasibility_fields(self._feasibility),
         )
 
     def _message(self) -> str:
@@ -127,8 +148,14 @@ class JobReporter:
         if t.status == CANCELLED and t.stage is None:
             return "Cancelled before it started"
         if t.status != RUNNING:
-            return _END_WORDS[t.status]
+            return self._end_message(t.status)
         if t.stage == CPSAT and t.items is not None and t.items.total > 0:
             group = min(t.items.done + 1, t.items.total)
             return f"Placing lectures (group {group} of {t.items.total})"
         return _STAGE_WORDS.get(t.stage or "", "Placing lectures")
+
+    def _end_message(self, status: str) -> str:
+        f = self._feasibility
+        if f is None or f.feasible or status not in _INCOMPLETE_WORDS:
+            return _END_WORDS[status]
+        return f"{_INCOMPLETE_WORDS[status]}: {shortfall(f)}"

@@ -180,7 +180,7 @@ class JobRunner:
         try:
             await job.reporter.hold()
             await self._results.save_result(outcome)
-            await job.reporter.finish(outcome.status, outcome.error)
+            await job.reporter.finish(outcome)
         except Exception:
             log.exception("job %s: saving its result or publishing its end failed", job.spec.job_id)
 

@@ -23,10 +23,14 @@ from app.sqlite_store import SqliteStore
 from app.store import JobRecord
 from app.web_app import error_middleware
 from app.web_events import close_streams, stream
-from saga.events import QUEUED, RUNNING, ProgressEvent
+from saga.events import QUEUED, RUNNING, TERMINAL, ProgressEvent
 
 ALICE, BOB = "token-alice", "token-bob"
 WAIT = 10.0  # seconds any single expectation may take before the test fails
+
+
+# What a terminal event says of an incomplete timetable; `done` repeats it.
+VERDICT = {"feasible": False, "unplaced": 2, "hard_violations": 3}
 
 
 def progress_event(job_id: str, seq: int, status: str = RUNNING) -> ProgressEvent:
@@ -42,6 +46,7 @@ def progress_event(job_id: str, seq: int, status: str = RUNNING) -> ProgressEven
         started_at=1_700_000_000.0,
         updated_at=1_700_000_000.0 + seq,
         message=f"step {seq}",
+        **(VERDICT if status in TERMINAL else {}),
     )
 
 

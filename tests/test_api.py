@@ -16,7 +16,13 @@ from app.web_app import create_app
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
 from solver.jsonform import instance_to_json
-from tests.app_support import ALICE, BOB, ROOT, TOY_CTT, Client, config, error_of, finished, start, submit
+from saga.events import COMPLETED, ProgressEvent
+from saga.jobs import JobOutcome
+from solver.evaluate import evaluate
+from solver.timetable import Timetable
+from tests.app_support import (
+    ALICE, BOB, INCOMPLETE_CTT, ROOT, TOY_CTT, Client, config, error_of, finished, start, submit,
+)
 
 __all__ = ["config"]  # a fixture, used by name
 
@@ -30,6 +36,8 @@ async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: 
     snap = await finished(client, app, body["id"])
     assert (snap["status"], snap["name"], snap["seed"], snap["owner"]) == ("completed", "toy run", 3, "alice")
     assert snap["latest"]["status"] == "completed" and snap["result"]["hard"] == 0
+    assert (snap["feasible"], snap["unplaced"], snap["hard_violations"]) == (True, 0, 0)
+    assert snap["latest"]["feasible"] is True and snap["latest"]["message"] == "Timetable ready"
 
     sol = await client.get(f"/api/jobs/{body['id']}/timetable", params={"format": "sol"}, headers=ALICE)
     instance = parse_ctt(TOY_CTT)
@@ -38,9 +46,48 @@ async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: 
 
     table = await (await client.get(f"/api/jobs/{body['id']}/timetable", headers=ALICE)).json()
     assert len(table["lectures"]) == instance.total_lectures and table["unplaced"] == [] and table["violations"] == []
+    assert (table["feasible"], table["unplaced_count"], table["hard_violations"]) == (True, 0, 0)
     csv = await (await client.get(f"/api/jobs/{body['id']}/timetable", params={"format": "csv"}, headers=ALICE)).text()
     assert csv.splitlines()[0] == "course,room,day,period,teacher,curricula"
     assert len(csv.splitlines()) == instance.total_lectures + 1
+
+
+async def test_a_job_that_cannot_place_every_lecture_says_so_everywhere(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    snap = await finished(client, app, await submit(client, body=INCOMPLETE_CTT, time_limit="1"))
+    unplaced, hard = snap["unplaced"], snap["hard_violations"]
+    assert snap["status"] == "completed" and snap["feasible"] is False and 1 <= unplaced <= hard == snap["result"]["hard"]
+    latest = snap["latest"]
+    assert (latest["feasible"], latest["unplaced"], latest["hard_violations"]) == (False, unplaced, hard)
+    assert latest["message"].startswith(f"Finished without a complete timetable: {unplaced} of 6 lectures unplaced")
+    listed = (await (await client.get("/api/jobs", headers=ALICE)).json())["jobs"][0]
+    assert (listed["feasible"], listed["unplaced"], listed["hard_violations"]) == (False, unplaced, hard)
+
+    table = await (await client.get(f"/api/jobs/{snap['id']}/timetable", headers=ALICE)).json()
+    assert (table["feasible"], table["unplaced_count"], table["hard_violations"]) == (False, unplaced, hard)
+    assert len(table["unplaced"]) == unplaced and len(table["lectures"]) == 6 - unplaced
+
+    stream = await (await client.get(f"/api/jobs/{snap['id']}/events", headers=ALICE)).text()
+    done = json.loads(stream.split("event: done\ndata: ")[1])
+    assert (done["status"], done["feasible"], done["unplaced"], done["hard_violations"]) == ("completed", False, unplaced, hard)
+
+
+async def test_a_job_stored_before_the_verdict_fields_gets_them_from_its_result(
+    aiohttp_client: Client, config: Config
+) -> None:
+    client, app = await start(aiohttp_client, config)
+    job_id = await submit(client, body=INCOMPLETE_CTT, time_limit="1")
+    await app[RUNNER].wait(job_id)
+    store = app[STORE]
+    # Rewrite its end as an older version stored it: no verdict in the event, the same result row.
+    old_end = {k: v for k, v in (await store.latest_event(job_id)).to_dict().items()
+               if k not in ("feasible", "unplaced", "hard_violations")}
+    await store.append_event(ProgressEvent.from_dict({**old_end, "seq": old_end["seq"] + 1}))
+    empty = Timetable.empty(parse_ctt(INCOMPLETE_CTT))
+    await store.save_result(JobOutcome(job_id, COMPLETED, empty, evaluate(empty), {}, None, 1.0))
+    snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
+    assert snap["latest"]["feasible"] is None
+    assert (snap["feasible"], snap["unplaced"], snap["hard_violations"]) == (False, 6, evaluate(empty).hard)
 
 
 async def test_callers_need_a_token_and_see_only_their_jobs(aiohttp_client: Client, config: Config) -> None:
@@ -256,6 +303,7 @@ async def test_job_interrupted_too_often_fails(aiohttp_client: Client, config: C
     client, _ = await start(aiohttp_client, config)
     snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
     assert snap["status"] == "failed" and "Interrupted 1 times" in snap["latest"]["error"]
+    assert snap["feasible"] is None and snap["latest"]["feasible"] is None  # it never had a timetable
 
 
 async def app_events(client: TestClient, job_id: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from solver.evaluate import HARD, SOFT
+from tests.app_support import INCOMPLETE_CTT
 from tests.browser_support import (  # noqa: F401 (fixtures)
     TOKEN,
     Service,
@@ -86,6 +87,7 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
 
     total = sample_lectures(service, SAMPLE)
     assert lecture_count(page) == total
+    assert page.locator("#verdict").is_hidden()  # a complete timetable needs no warning
     api_timetable = service.api("GET", f"/api/jobs/{job_id}/timetable?format=json").json()
     assert len(api_timetable["lectures"]) == total
     shown_costs = page.locator("#breakdown tbody td:nth-child(3)").all_inner_texts()
@@ -163,6 +165,39 @@ def test_a_server_restart_mid_run_recovers_without_reloading(own_service: Servic
     assert bar == sorted(bar), f"the bar went backwards across the restart: {bar}"
     page.locator("#result").wait_for(state="visible")
     assert_grid_matches_api(page, own_service, job_id, sample_lectures(own_service, "medium"))
+
+
+def upload(page: object, name: str, text: str, seconds: int) -> str:
+    page.get_by_label("Upload a .ctt file").check()
+    page.locator("#instance-file").set_input_files(files=[{"name": name, "mimeType": "text/plain", "buffer": text.encode()}])
+    page.locator("#time-limit").fill(str(seconds))
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_url(re.compile(r"#/jobs/.+"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_an_incomplete_timetable_is_shown_as_such_live_and_when_reopened(service: Service, page_at: object) -> None:
+    page = page_at(service)
+    page.locator("#jobs-view").wait_for(state="visible")
+    job_id = upload(page, "triangle.ctt", INCOMPLETE_CTT, 1)
+    wait_for_status(page, "completed", 30)
+    banner = page.locator("#verdict")
+    banner.wait_for(state="visible")
+    unplaced = service.api("GET", f"/api/jobs/{job_id}").json()["unplaced"]
+    lectures = "lecture" if unplaced == 1 else "lectures"
+    expected = f"This timetable is incomplete: {unplaced} {lectures} could not be placed"
+    assert unplaced >= 1 and banner.inner_text().startswith(expected)
+    assert banner.get_attribute("role") == "alert"
+    assert page.locator("#connection").get_attribute("data-state") == "closed", "the end came over the stream"
+    page.locator("#result").wait_for(state="visible")
+    screenshot(page, "result-incomplete.png")
+
+    page.goto(f"{service.url}/#/")  # the jobs list marks it, and opening it again shows the warning again
+    row = page.locator(f"tr[data-job='{job_id}']")
+    row.locator(".tag-incomplete").wait_for(state="visible")
+    row.get_by_role("link").click()
+    page.locator("#result").wait_for(state="visible")
+    assert banner.is_visible() and banner.inner_text().startswith(expected)
 
 
 def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, page_at: object) -> None:

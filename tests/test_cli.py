@@ -15,7 +15,7 @@ from app.cli import parser
 from app.config import Config
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
-from tests.app_support import TOY_CTT
+from tests.app_support import INCOMPLETE_CTT, TOY_CTT
 from tests.browser_support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +39,21 @@ def test_solve_writes_a_feasible_sol(tmp_path: Path) -> None:
     midway = r"\d+\.\d%\s+\S.* ETA \d+:\d\d\s+best \d+ hard / \d+ soft"  # stage, %, ETA, best cost
     assert any(re.search(midway, line) and "100.0%" not in line for line in lines), lines
     assert re.search(rf"100\.0%.*ETA 0:00\s+best 0 hard / {cost.soft} soft", run.stderr), lines[-3:]
+    assert "incomplete" not in run.stdout
+
+
+def test_an_incomplete_timetable_is_written_said_and_exits_3(tmp_path: Path) -> None:
+    (tmp_path / "triangle.ctt").write_text(INCOMPLETE_CTT)
+    run = timetabler("solve", "triangle.ctt", "--time", "1", "--out", "triangle.sol", cwd=tmp_path)
+    assert run.returncode == 3, run.stdout + run.stderr
+    instance = parse_ctt(INCOMPLETE_CTT)
+    placed = parse_sol((tmp_path / "triangle.sol").read_text(), instance)
+    cost = evaluate_assignments(instance, placed)
+    unplaced = instance.total_lectures - len(placed)
+    assert unplaced >= 1 and cost.hard >= unplaced
+    assert re.search(rf"^total hard violations\s+{cost.hard}$", run.stdout, re.MULTILINE), run.stdout
+    (verdict,) = [line for line in run.stdout.splitlines() if "incomplete" in line]
+    assert verdict.startswith(f"incomplete timetable: {unplaced} of 6 lectures unplaced"), verdict
 
 
 def test_bad_file_is_one_line_and_nonzero(tmp_path: Path) -> None:

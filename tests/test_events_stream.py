@@ -29,7 +29,7 @@ from saga.events import CANCELLED, COMPLETED, RUNNING, ProgressEvent
 from solver.ctt import format_ctt
 from solver.generate import generate
 from tests.sse_support import (
-    ALICE, BOB, WAIT, Block, Env, MakeEnv, RawStream, collect_httpx, events_app, eventually, is_ping, named,
+    ALICE, BOB, VERDICT, WAIT, Block, Env, MakeEnv, RawStream, collect_httpx, events_app, eventually, is_ping, named,
 )
 
 
@@ -77,7 +77,7 @@ async def test_raw_wire_headers_retry_ids_heartbeats_done(make_env: MakeEnv) -> 
     final = await env.emit(job, 4, COMPLETED)
     tail = await raw.until(named("done"))
     assert [b.id for b in tail if b.event == "progress"] == ["4"]
-    assert json.loads(tail[-1].data or "") == {"status": final.status, "links": {
+    assert json.loads(tail[-1].data or "") == {"status": final.status, **VERDICT, "links": {
         "self": f"/api/jobs/{job}", "events": f"/api/jobs/{job}/events", "timetable": f"/api/jobs/{job}/timetable"}}
     assert await raw.next() is None, "the server ends the stream after done"
     raw.close()
@@ -173,12 +173,13 @@ async def test_late_subscriber_gets_final_state_and_done_at_once(make_env: MakeE
             body = (await asyncio.wait_for(resp.read(), WAIT)).decode()
         assert body.startswith("retry: 3000\n")
         assert f"id: 2\nevent: progress\ndata: {json.dumps(final.to_dict(), separators=(',', ':'))}\n" in body
-        assert body.endswith('event: done\ndata: {"status":"completed","links":{"self":"/api/jobs/j6",'
-                             '"events":"/api/jobs/j6/events","timetable":"/api/jobs/j6/timetable"}}\n\n')
+        done = ('event: done\ndata: {"status":"completed","feasible":false,"unplaced":2,"hard_violations":3,'
+                '"links":{"self":"/api/jobs/j6","events":"/api/jobs/j6/events","timetable":"/api/jobs/j6/timetable"}}\n\n')
+        assert body.endswith(done)
         # A client that already saw the end (EventSource reconnecting) is told done again, nothing else.
         async with session.get(env.url(job), headers={"Last-Event-ID": "2"}) as resp:
             body = (await asyncio.wait_for(resp.read(), WAIT)).decode()
-        assert "event: progress" not in body and body.count("event: done") == 1
+        assert "event: progress" not in body and body.count("event: done") == 1 and body.endswith(done)
 
 
 async def test_unknown_and_foreign_jobs_are_404_json(make_env: MakeEnv) -> None:
@@ -346,4 +347,6 @@ async def test_end_to_end_through_create_app_with_a_real_job(tmp_path: Path) -> 
     overall = [p["overall_progress"] for _, p in progress]
     assert overall == sorted(overall) and overall[-1] == 100
     assert progress[-1][1]["status"] == "completed"
-    assert got[-1][0] == "done" and json.loads(got[-1][2]) == {"status": "completed", "links": links}
+    assert progress[-1][1]["feasible"] is True and progress[-1][1]["message"] == "Timetable ready"
+    verdict = {"feasible": True, "unplaced": 0, "hard_violations": 0}
+    assert got[-1][0] == "done" and json.loads(got[-1][2]) == {"status": "completed", **verdict, "links": links}

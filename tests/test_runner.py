@@ -13,13 +13,18 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING
-from saga.jobs import CancelResult, JobSpec
+from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec
+from saga.reporter import JobReporter, shortfall
 from saga.runner import JobRunner
 from saga.weights import DEFAULT_WEIGHTS
+from solver.check import ERROR, check
+from solver.ctt import parse_ctt
 from solver.evaluate import evaluate
 from solver.generate import generate
 from solver.model import Curriculum, Instance
 from solver.progress import CPSAT, GA, REFINEMENT, STAGES
+from solver.timetable import UNPLACED, Timetable
+from tests.app_support import INCOMPLETE_CTT
 from tests.conftest import live_children
 from tests.saga_sink import CollectingSink
 
@@ -80,6 +85,9 @@ async def test_completed_job_reports_every_stage_in_order_up_to_exactly_100(runn
     outcome = sink.results["a"]
     assert outcome.status == COMPLETED
     _assert_complete_and_evaluated(outcome, instance)
+    assert (events[-1].feasible, events[-1].unplaced, events[-1].hard_violations) == (True, 0, 0)
+    assert events[-1].message == "Timetable ready"
+    assert all(e.feasible is None for e in events[:-1])  # the verdict belongs to the end only
     assert outcome.cost.key <= evaluate(outcome.timetable.empty(instance)).key
 
 
@@ -150,6 +158,7 @@ async def test_cancelling_a_queued_job_removes_it(sink, instance) -> None:
         await runner.submit(JobSpec("third", instance, time_limit=1.0))
         assert await runner.cancel("second") == CancelResult.REMOVED
         assert sink.last("second").status == CANCELLED and sink.last("second").stage is None
+        assert (sink.last("second").feasible, sink.last("second").unplaced) == (False, instance.index.n_lectures)
         assert sink.results["second"].cost == evaluate(sink.results["second"].timetable)
         assert sink.last("third").queue_position == 1
         assert await runner.cancel("second") == CancelResult.UNKNOWN
@@ -197,3 +206,35 @@ async def test_an_exception_in_the_solver_fails_the_job_with_a_readable_error(ru
     last = sink.last("e")
     assert last.status == FAILED and "no-such-course" in (last.error or "")
     assert "Traceback" not in last.error and sink.results["e"].status == FAILED
+
+
+async def test_a_run_that_cannot_place_every_lecture_says_so_in_its_final_event(runner, sink) -> None:
+    triangle = parse_ctt(INCOMPLETE_CTT)
+    assert [f for f in check(triangle) if f.level == ERROR] == []  # accepted before solving
+    await runner.submit(JobSpec("i", triangle, time_limit=1.0))
+    await runner.wait("i")
+    outcome, last = sink.results["i"], sink.last("i")
+    unplaced = len(outcome.timetable.unplaced)
+    assert outcome.status == last.status == COMPLETED and unplaced >= 1
+    assert outcome.feasibility == Feasibility(unplaced, 6, outcome.cost.hard)
+    assert (last.feasible, last.unplaced, last.hard_violations) == (False, unplaced, outcome.cost.hard)
+    assert last.message.startswith(f"Finished without a complete timetable: {unplaced} of 6 lectures unplaced")
+
+
+async def test_a_cancelled_run_with_an_incomplete_timetable_says_so(sink) -> None:
+    triangle = parse_ctt(INCOMPLETE_CTT)
+    reporter = JobReporter(JobSpec("h", triangle, time_limit=1.0), sink, DEFAULT_WEIGHTS, max_per_second=20)
+    await reporter.running()
+    partial = Timetable.from_arrays(triangle, [0, 1, 2, 3, 4, UNPLACED], [0, 0, 0, 0, 0, UNPLACED])
+    await reporter.finish(JobOutcome("h", CANCELLED, partial, evaluate(partial)))
+    last = sink.last("h")
+    assert (last.feasible, last.unplaced, last.hard_violations) == (False, 1, 1)
+    assert last.message == ("Stopped on request; the best timetable found so far is kept but is incomplete: "
+                            "1 of 6 lectures unplaced")
+
+
+def test_shortfall_counts_unplaced_lectures_and_other_hard_violations() -> None:
+    assert shortfall(Feasibility(41, 1705, 44)) == "41 of 1,705 lectures unplaced, 3 other hard violations"
+    assert shortfall(Feasibility(1, 6, 1)) == "1 of 6 lectures unplaced"
+    assert shortfall(Feasibility(0, 6, 1)) == "1 hard violation"
+    assert Feasibility(0, 6, 0).feasible and not Feasibility(0, 6, 1).feasible

@@ -22,7 +22,8 @@ function row(job) {
   const cost = job.result ? { hard: job.result.hard, soft: job.result.soft } : job.latest?.best;
   return h("tr", { "data-job": job.id },
     h("th", { scope: "row" }, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}`, text: job.name || job.id })),
-    h("td", {}, h("span", { class: "badge", "data-status": job.status, text: STATUS_WORDS[job.status] ?? job.status })),
+    h("td", {}, h("span", { class: "badge", "data-status": job.status, text: STATUS_WORDS[job.status] ?? job.status }),
+      job.feasible === false ? h("span", { class: "tag-incomplete", text: "incomplete" }) : null),
     progressCell(job),
     h("td", { text: costText(cost) }),
     h("td", { text: ageText(job.created_at) }));

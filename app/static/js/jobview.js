@@ -5,7 +5,7 @@ import { EtaSmoother, SmoothBar, paintStageBar } from "./bar.js";
 import { $, announce, h } from "./dom.js";
 import { showResult, hideResult } from "./result.js";
 import { JobStream } from "./stream.js";
-import { STAGES, STATUS_WORDS, TERMINAL, costText, describe, durationText, itemsText } from "./words.js";
+import { STAGES, STATUS_WORDS, TERMINAL, costText, describe, durationText, itemsText, verdictText } from "./words.js";
 
 const CONNECTION_WORDS = { live: "Live", reconnecting: "Reconnecting…", polling: "Polling every 5 s", closed: "Finished", idle: "" };
 
@@ -64,9 +64,19 @@ function applyEvent(event) {
   if (event.error) $("#job-error").textContent = event.error;
 }
 
-async function finish(status) {
+/** The warning banner for an infeasible result; `ending` is a snapshot or a `done` event. */
+function showVerdict(ending, status) {
+  const text = verdictText(ending, status) ?? "";
+  const banner = $("#verdict");
+  if (banner.textContent !== text) banner.textContent = text; // unchanged words are not announced again
+  banner.hidden = text === "";
+}
+
+async function finish(ending) {
   if (!current) return;
   const job = current;
+  const status = ending.status;
+  showVerdict(ending, status);
   job.status = status;
   setStatus(status);
   if (status === "completed") overall.setTarget(100);
@@ -78,6 +88,7 @@ async function finish(status) {
     if (snapshot.latest) applyEvent(snapshot.latest);
     setStatus(snapshot.status);
     if (snapshot.status === "completed") overall.setTarget(100);
+    showVerdict(snapshot, snapshot.status);
   } catch {
     // The result below is what matters; a stale header is harmless.
   }
@@ -90,6 +101,7 @@ function resetView(id) {
   hideResult();
   $("#job-title").textContent = `Job ${id}`;
   $("#job-error").textContent = "";
+  showVerdict(null, "queued");
   $("#stage-words").textContent = describe(null);
   for (const sel of ["#items", "#best", "#eta"]) $(sel).textContent = "–";
   paintStageBar($("#stage-bar"), $("#stage-value"), 0);
@@ -113,10 +125,10 @@ export async function openJob(id) {
   $("#job-title").textContent = snapshot.name || `Job ${id}`;
   if (snapshot.latest) applyEvent(snapshot.latest);
   setStatus(snapshot.status);
-  if (TERMINAL.has(snapshot.status)) return finish(snapshot.status);
+  if (TERMINAL.has(snapshot.status)) return finish(snapshot);
   const stream = new JobStream(id, {
     onEvent: applyEvent,
-    onDone: (data) => finish(data.status),
+    onDone: finish,
     onState: setConnection,
     onGone: (error) => ($("#job-error").textContent = error.detail ?? error.message),
   });

@@ -12,7 +12,7 @@ const POLL_MS = 5000;
 
 export class JobStream {
   /**
-   * handlers: onEvent(progressEvent), onDone({status}), onState("live"|"reconnecting"|"polling"|"closed"),
+   * handlers: onEvent(progressEvent), onDone({status, feasible, unplaced, hard_violations}), onState("live"|"reconnecting"|"polling"|"closed"),
    * onGone(error) when the job is missing or the session ended.
    */
   constructor(jobId, handlers) {
@@ -112,7 +112,7 @@ export class JobStream {
     if (snapshot === null) return;
     if (snapshot.latest) this.receive(snapshot.latest);
     if (["completed", "cancelled", "failed"].includes(snapshot.status)) {
-      return this.finish({ status: snapshot.status, links: snapshot.links });
+      return this.finish(snapshot); // it carries the same fields as `done`
     }
     if (!this.source) this.open();
   }

@@ -44,6 +44,29 @@ export function itemsText(event) {
   return `${unit} ${n(event.items.done)} of ${n(event.items.total)}`;
 }
 
+const plural = (n, one, many) => `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
+
+/**
+ * "This timetable is incomplete: 41 lectures could not be placed." from a job's verdict
+ * ({feasible, unplaced, hard_violations} of a snapshot or `done`); null unless it is known to be infeasible.
+ */
+export function verdictText(verdict, status) {
+  if (verdict?.feasible !== false) return null;
+  const unplaced = verdict.unplaced ?? 0;
+  const others = Math.max(0, (verdict.hard_violations ?? 0) - unplaced);
+  const parts = [];
+  if (unplaced) {
+    const how = status === "completed" ? "could not be placed" : unplaced === 1 ? "was not placed" : "were not placed";
+    parts.push(`${plural(unplaced, "lecture", "lectures")} ${how}`);
+  }
+  if (others) {
+    const other = unplaced ? "other " : "";
+    parts.push(plural(others, `${other}hard violation remains`, `${other}hard violations remain`));
+  }
+  const head = unplaced ? "This timetable is incomplete" : "This timetable breaks hard constraints";
+  return `${head}: ${parts.join(", and ")}.`;
+}
+
 export function costText(best) {
   if (!best) return "–";
   return best.hard > 0 ? `${best.soft} (${best.hard} hard violations)` : `${best.soft}`;
