@@ -1,5 +1,5 @@
-"""CP-SAT stage: place clusters of courses one after another, repair what cannot be
-placed, and re-optimise chosen lectures for the refinement stage."""
+"""CP-SAT stage: re-optimise clusters of courses of a complete timetable one after
+another, and chosen lectures for the refinement stage."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Callable, Sequence
 
-import numpy as np
 from ortools.sat.python import cp_model
 
 from solver.cpsat_model import Placement, build_placement
@@ -20,9 +19,10 @@ from solver.progress import StopCheck, never_stop
 from solver.timetable import Timetable
 
 STOP_POLL_SECONDS = 0.05
-# Share of a period's expected demand from clusters still to come that a cluster must
-# leave free: placing greedily fills periods, and later clusters then find no room.
-RESERVE_FACTOR = 0.9
+# Below this, building and solving one cluster's model does not pay.
+MIN_CLUSTER_SECONDS = 0.3
+# Rooms a course may use in a cluster's model, besides its own: the best-fitting ones.
+ROOM_CHOICES = 12
 
 
 SolutionCallback = Callable[[], None]
@@ -82,22 +82,16 @@ def run(
     workers: int,
     seed: int,
     should_stop: StopCheck,
-    first_only: bool = False,
     on_solution: SolutionCallback = _no_report,
 ) -> Solved | None:
-    """Solve a placement model; the best timetable found, or None when there is none.
-    With `first_only`, the first placement that meets the hard constraints, found
-    without the objective (much faster on tight clusters)."""
+    """Solve a placement model; the best timetable found, or None when there is none."""
     if should_stop() or time_limit <= 0:
         return None
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = max(1, workers)
     solver.parameters.random_seed = seed
-    if first_only:
-        placement.model.clear_objective()
-        solver.parameters.stop_after_first_solution = True
-    elif workers <= 1:
+    if workers <= 1:
         # A lone default worker has no LNS and a weak LP on this model: interleaving the
         # portfolio's subsolvers in one thread, with the full LP, finds placements
         # far more reliably (alone, level 2 found no placement at all for some comp02 clusters).
@@ -105,8 +99,6 @@ def run(
         solver.parameters.linearization_level = 2
     with _StopWatcher(solver, should_stop):
         status = solver.solve(placement.model, _SolutionReporter(on_solution, should_stop))
-    if first_only:
-        placement.model.minimize(placement.objective)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     timetable = placement.timetable(solver)
@@ -120,32 +112,6 @@ def lectures_of(instance: Instance, courses: Sequence[int]) -> list[int]:
     return [l for c in courses for l in range(int(fl[c]), int(fl[c + 1]))]
 
 
-def place_cluster(
-    base: Timetable,
-    courses: Sequence[int],
-    *,
-    time_limit: float,
-    workers: int,
-    seed: int,
-    should_stop: StopCheck,
-    period_caps: Sequence[int] | None = None,
-    on_solution: SolutionCallback = _no_report,
-) -> Timetable | None:
-    """Place all lectures of `courses` around what `base` holds, at most `period_caps[p]`
-    lectures in period p; None when no placement was found. A first feasible placement
-    is found without the objective, then improved from it for the rest of the time."""
-    deadline = time.monotonic() + time_limit
-    placement = build_placement(base, lectures_of(base.instance, courses), best_fit=True, period_caps=period_caps)
-    placement.hint(base)
-    solve = functools.partial(run, placement, workers=workers, seed=seed, should_stop=should_stop, on_solution=on_solution)
-    first = solve(time_limit=time_limit, first_only=True)
-    if first is None:
-        return None
-    placement.hint(first.timetable)
-    best = solve(time_limit=deadline - time.monotonic())
-    return best.timetable if best is not None and best.soft <= first.soft else first.timetable
-
-
 def reoptimize(
     timetable: Timetable,
     free_lectures: Sequence[int],
@@ -154,20 +120,25 @@ def reoptimize(
     workers: int = 1,
     seed: int = 0,
     should_stop: StopCheck = never_stop,
+    room_choices: int | None = None,
+    on_solution: SolutionCallback = _no_report,
 ) -> Timetable | None:
-    """Re-place only `free_lectures`, minimising the whole soft cost; the new timetable
-    when it is strictly better than `timetable`, else None."""
-    placement = build_placement(timetable, free_lectures)
+    """Re-place only `free_lectures` (placing those still unplaced), minimising the whole
+    soft cost; the new timetable when it is strictly better than `timetable`, else None.
+    Building the model counts against `time_limit`."""
+    deadline = time.monotonic() + time_limit
+    placement = build_placement(timetable, free_lectures, room_choices=room_choices)
     placement.hint(timetable)
-    solved = run(placement, time_limit=time_limit, workers=workers, seed=seed, should_stop=should_stop)
+    solved = run(placement, time_limit=deadline - time.monotonic(), workers=workers, seed=seed,
+                 should_stop=should_stop, on_solution=on_solution)
     if solved is None:
         return None
     before, after = evaluate(timetable), evaluate(solved.timetable)
     return solved.timetable if after.key < before.key else None
 
 
-def solve_clusters(
-    instance: Instance,
+def improve_clusters(
+    timetable: Timetable,
     clusters: Sequence[Sequence[int]],
     *,
     time_limit: float,
@@ -176,78 +147,28 @@ def solve_clusters(
     should_stop: StopCheck,
     on_cluster: Callable[[int, int, Timetable | None], None],
 ) -> Timetable:
-    """Place the clusters in order, each given a share of the remaining time in
-    proportion to its lectures and leaving room for the clusters after it; a cluster
-    that does not fit is placed again without that reserve, then together with already
-    placed courses around it. Lectures still unplaced at the deadline stay unplaced.
-    `on_cluster(done, total, timetable)` follows each cluster, and each solution CP-SAT
-    finds meanwhile (with timetable None)."""
+    """Re-optimise each cluster's lectures with CP-SAT around the rest of `timetable`, in
+    order, each given a share of the time left in proportion to its lectures (so no
+    cluster can take the stage's whole budget). A share too short to build and solve a
+    model skips the cluster. `on_cluster(done, total, timetable)` follows each cluster, and
+    each solution CP-SAT finds meanwhile (with timetable None)."""
     deadline = time.monotonic() + time_limit
-    sizes = [int(instance.index.lectures[list(cl)].sum()) for cl in clusters]
-    timetable, placed = Timetable.empty(instance), []
+    sizes = [int(timetable.instance.index.lectures[list(cl)].sum()) for cl in clusters]
     for i, cluster in enumerate(clusters):
         if should_stop():
             break
         share = max(0.0, deadline - time.monotonic()) * sizes[i] / max(1, sum(sizes[i:]))
-        caps = period_caps(instance, [c for later in clusters[i + 1 :] for c in later])
-        solving = functools.partial(on_cluster, i, len(clusters), None)
-        place = functools.partial(place_cluster, workers=workers, seed=seed, should_stop=should_stop, on_solution=solving)
-        new = place(timetable, cluster, time_limit=share, period_caps=caps)
-        if new is None:
-            new = place(timetable, cluster, time_limit=share)
-        if new is None:
-            new = _repair(timetable, cluster, placed, deadline=deadline, place=place, should_stop=should_stop)
-        if new is not None:
-            timetable = new
-            placed.extend(cluster)
+        if share >= MIN_CLUSTER_SECONDS:
+            better = reoptimize(
+                timetable,
+                lectures_of(timetable.instance, cluster),
+                time_limit=share,
+                workers=workers,
+                seed=seed,
+                should_stop=should_stop,
+                room_choices=ROOM_CHOICES,
+                on_solution=functools.partial(on_cluster, i, len(clusters), None),
+            )
+            timetable = better or timetable
         on_cluster(i + 1, len(clusters), timetable)
     return timetable
-
-
-def _repair(
-    timetable: Timetable,
-    cluster: Sequence[int],
-    placed: Sequence[int],
-    *,
-    deadline: float,
-    place: Callable[..., Timetable | None],
-    should_stop: StopCheck,
-) -> Timetable | None:
-    """Free the cluster's placed conflict neighbours with it, then theirs, then every
-    placed course (a subset of a feasible instance is feasible, so the last ring finds
-    a placement given time)."""
-    for ring in _rings(timetable.instance, cluster, placed):
-        if should_stop():
-            return None
-        budget = (deadline - time.monotonic()) / 2
-        new = place(timetable, ring, time_limit=budget)
-        if new is not None:
-            return new
-    return None
-
-
-def period_caps(instance: Instance, later_courses: Sequence[int]) -> list[int]:
-    """Rooms per period minus a share of what the later courses are expected to need
-    there (each course's lectures spread over its available periods)."""
-    ix = instance.index
-    demand = np.zeros(ix.n_periods)
-    for c in later_courses:
-        open_periods = ~ix.unavailable[c]
-        demand += open_periods * (ix.lectures[c] / max(1, int(open_periods.sum())))
-    return (ix.n_rooms - np.floor(RESERVE_FACTOR * demand)).astype(int).tolist()
-
-
-def _rings(instance: Instance, cluster: Sequence[int], placed: Sequence[int]) -> list[list[int]]:
-    conflict = instance.index.conflict
-    ring, rings = set(cluster), []
-    candidates = np.zeros(instance.index.n_courses, dtype=bool)
-    candidates[list(placed)] = True
-    for _ in range(2):
-        near = candidates & conflict[sorted(ring)].any(axis=0)
-        if not near.any():
-            break
-        ring |= set(np.flatnonzero(near).tolist())
-        candidates &= ~near
-        rings.append(sorted(ring))
-    rings.append(sorted(set(cluster) | set(placed)))
-    return rings

@@ -18,7 +18,8 @@ from typing import Sequence
 import numpy as np
 from ortools.sat.python import cp_model
 
-from solver.evaluate import COMPACTNESS_WEIGHT, MIN_WORKING_DAYS_WEIGHT, evaluate
+from solver.evaluate import COMPACTNESS_WEIGHT, MIN_WORKING_DAYS_WEIGHT, course_period_table, evaluate, isolated_lectures
+from solver.model import Index
 from solver.timetable import UNPLACED, Timetable
 
 Slot = tuple[int, int]  # (period, room)
@@ -34,7 +35,6 @@ class Placement:
     x: dict[int, dict[int, cp_model.IntVar]]  # course -> period -> var
     z: dict[int, dict[Slot, cp_model.IntVar]]  # course -> (period, room) -> var
     offset: int  # soft cost outside the objective (courses with no free lecture)
-    scale: int  # objective = scale × soft cost + room-fit tie-break (< scale)
     objective: cp_model.LinearExprT
 
     def timetable(self, solver: cp_model.CpSolver) -> Timetable:
@@ -46,7 +46,7 @@ class Placement:
         return Timetable.from_arrays(self.fixed.instance, period, room)
 
     def soft(self, solver: cp_model.CpSolver) -> int:
-        return round(solver.objective_value) // self.scale + self.offset
+        return round(solver.objective_value) + self.offset
 
     def hint(self, timetable: Timetable) -> None:
         """Replace any earlier hint: suggest the free lectures' positions in `timetable` as the first solution
@@ -63,32 +63,25 @@ class Placement:
                 self.model.add_hint(var, p in periods)
 
 
-def build_placement(
-    base: Timetable,
-    free_lectures: Sequence[int],
-    *,
-    best_fit: bool = False,
-    period_caps: Sequence[int] | None = None,
-) -> Placement:
-    """The model placing `free_lectures` around the rest of `base`. With `best_fit`, ties
-    in soft cost go to the smallest rooms that hold a course's students, keeping large
-    rooms for the courses still to be placed (clusters are placed one after another).
-    `period_caps[p]` bounds the lectures (fixed and free) in period p."""
+def build_placement(base: Timetable, free_lectures: Sequence[int], *, room_choices: int | None = None) -> Placement:
+    """The model placing `free_lectures` around the rest of `base`. With `room_choices`,
+    each free course may use only that many of its best-fitting rooms (and the rooms it
+    has in `base`): the model then grows with the lectures, not with lectures × rooms."""
     ix = base.instance.index
     period, room = base.arrays()
     free = np.unique(np.asarray(free_lectures, dtype=np.int64))
+    rooms_held = {int(ix.lecture_course[l]): set() for l in free.tolist()}
+    for l in free.tolist():
+        if room[l] != UNPLACED:
+            rooms_held[int(ix.lecture_course[l])].add(int(room[l]))
     period[free], room[free] = UNPLACED, UNPLACED
     fixed = Timetable.from_arrays(base.instance, period, room)
     free_of: dict[int, list[int]] = defaultdict(list)
     for l in free.tolist():
         free_of[int(ix.lecture_course[l])].append(l)
-    builder = _Builder(fixed, {c: len(ls) for c, ls in free_of.items()}, period_caps)
+    allowed = None if room_choices is None else {c: _room_choice(ix, c, room_choices) | held for c, held in rooms_held.items()}
+    builder = _Builder(fixed, {c: len(ls) for c, ls in free_of.items()}, allowed)
     objective = builder.build()
-    scale = 1
-    if best_fit:
-        fit = builder.fit_rank()
-        scale = builder.max_fit_rank() + 1
-        objective = scale * objective + fit
     builder.model.minimize(objective)
     return Placement(
         model=builder.model,
@@ -96,31 +89,41 @@ def build_placement(
         free_of={c: tuple(ls) for c, ls in free_of.items()},
         x=builder.x,
         z=builder.z,
-        offset=_offset(fixed, list(free_of)),
-        scale=scale,
+        offset=_offset(fixed, list(free_of), builder.constant_curricula),
         objective=objective,
     )
 
 
-def _offset(fixed: Timetable, free_courses: list[int]) -> int:
-    """Soft cost of the courses the objective does not cover: evaluate the timetable
-    without any lecture of a free course, and take out what those absent courses add
-    there (their full min-working-days penalty) and compactness (the model counts it all)."""
+def _room_choice(ix: Index, c: int, count: int) -> set[int]:
+    """The `count` rooms that fit course c best: no seat missing first, then fewest seats left empty."""
+    over = np.maximum(ix.students[c] - ix.capacity, 0)
+    empty = np.maximum(ix.capacity - ix.students[c], 0)
+    return set(np.lexsort((empty, over))[:count].tolist())
+
+
+def _offset(fixed: Timetable, free_courses: list[int], constant_curricula: list[int]) -> int:
+    """Soft cost of what the objective does not cover: evaluate the timetable without any
+    lecture of a free course, and take out what those absent courses add there (their
+    full min-working-days penalty); compactness only of the curricula without a free course."""
     ix = fixed.instance.index
     period, room = fixed.arrays()
     drop = np.isin(ix.lecture_course, free_courses)
     period[drop], room[drop] = UNPLACED, UNPLACED
     cost = evaluate(Timetable.from_arrays(fixed.instance, period, room))
     absent_days = MIN_WORKING_DAYS_WEIGHT * int(ix.min_days[free_courses].sum())
-    return cost.room_capacity + cost.room_stability + cost.min_working_days - absent_days
+    busy = course_period_table(fixed) >= 0
+    constant = [ix.curriculum_courses[q] for q in constant_curricula]
+    compactness = COMPACTNESS_WEIGHT * isolated_lectures(busy, tuple(constant), ix.periods_per_day)
+    return cost.room_capacity + cost.room_stability + cost.min_working_days - absent_days + compactness
 
 
 class _Builder:
-    def __init__(self, fixed: Timetable, counts: dict[int, int], period_caps: Sequence[int] | None) -> None:
+    def __init__(self, fixed: Timetable, counts: dict[int, int], allowed_rooms: dict[int, set[int]] | None) -> None:
         self.ix = ix = fixed.instance.index
         self.model = cp_model.CpModel()
         self.counts = counts
-        self.period_caps = period_caps
+        self.allowed_rooms = allowed_rooms
+        self.constant_curricula: list[int] = []
         self.course_busy = np.zeros((ix.n_courses, ix.n_periods), dtype=bool)
         self.room_busy = np.zeros((ix.n_periods, ix.n_rooms), dtype=bool)
         self.fixed_slots: dict[int, list[Slot]] = defaultdict(list)
@@ -140,29 +143,22 @@ class _Builder:
         terms: list[cp_model.LinearExprT] = []
         for c in self.counts:
             terms += [self._capacity(c), self._working_days(c), self._stability(c)]
-        terms += [self._compactness(members) for members in self.ix.curriculum_courses]
+        for q, members in enumerate(self.ix.curriculum_courses):
+            if any(c in self.counts for c in members):
+                terms.append(self._compactness(members))
+            else:  # nothing in it can move: its cost is a constant, counted in the offset
+                self.constant_curricula.append(q)
         return sum(terms)
-
-    def fit_rank(self) -> cp_model.LinearExprT:
-        """Per lecture, how many rooms holding its students are smaller than its room."""
-        rank = self._fit_ranks()
-        return sum(int(rank[c, r]) * v for c in self.counts for (_, r), v in self.z[c].items() if rank[c, r])
-
-    def max_fit_rank(self) -> int:
-        return int(self._fit_ranks().max(initial=0)) * sum(self.counts.values())
-
-    def _fit_ranks(self) -> np.ndarray:
-        cap = self.ix.capacity
-        holds = cap[None, :] >= self.ix.students[:, None]  # [C, R]
-        smaller = cap[None, :, None] < cap[None, None, :]  # [1, R(other), R]
-        return (holds[:, :, None] & smaller).sum(axis=1)
 
     def _course_vars(self, c: int) -> None:
         ix, m = self.ix, self.model
-        blocked = ix.unavailable[c] | self.course_busy[c] | (ix.conflict[c] @ self.course_busy)
+        blocked = ix.unavailable[c] | self.course_busy[c] | self.course_busy[ix.conflict[c]].any(axis=0)
+        open_rooms = ~self.room_busy
+        if self.allowed_rooms is not None:
+            open_rooms = open_rooms & np.isin(np.arange(ix.n_rooms), list(self.allowed_rooms[c]))[None, :]
         self.x[c], self.z[c] = {}, {}
         for p in np.flatnonzero(~blocked).tolist():
-            rooms = np.flatnonzero(~self.room_busy[p]).tolist()
+            rooms = np.flatnonzero(open_rooms[p]).tolist()
             if not rooms:
                 continue
             xv = self.x[c][p] = m.new_bool_var(f"x{c}_{p}")
@@ -198,14 +194,11 @@ class _Builder:
         for vs in per_slot.values():
             if len(vs) > 1:
                 self.model.add_at_most_one(vs)
-        # No more lectures in a period than free rooms (redundant, it prunes early),
-        # or than the period's cap minus its fixed lectures.
+        # No more lectures in a period than free rooms (redundant, it prunes early).
         for p, vs in per_period.items():
             limit = int((~self.room_busy[p]).sum())
-            if self.period_caps is not None:
-                limit = min(limit, int(self.period_caps[p]) - int(self.room_busy[p].sum()))
             if len(vs) > limit:
-                self.model.add(sum(vs) <= max(0, limit))
+                self.model.add(sum(vs) <= limit)
 
     def _capacity(self, c: int) -> cp_model.LinearExprT:
         penalty = self.ix.capacity_penalty[c]

@@ -82,16 +82,16 @@ def evaluate_table(instance: Instance, tt: np.ndarray) -> Cost:
     busy = tt >= 0  # bool[C, P]
 
     lectures = int(np.abs(busy.sum(axis=1) - ix.lectures).sum())
-    # Each unordered conflicting pair counts once per shared period.
-    both = busy.astype(np.int64) @ busy.T.astype(np.int64)
-    conflicts = int(np.triu(both * ix.conflict, k=1).sum())
+    # Each unordered conflicting pair counts once per shared period. A float product runs
+    # on BLAS (an integer one does not) and is exact: every entry is at most the periods.
+    as_float = busy.astype(np.float32)
+    both = as_float @ as_float.T
+    conflicts = int(round(float(np.triu(both * ix.conflict, k=1).sum(dtype=np.float64))))
     availability = int((busy & ix.unavailable).sum())
-    room_occupation = 0
-    for r in range(ix.n_rooms):
-        per_period = (tt == r).sum(axis=0)
-        room_occupation += int(np.maximum(per_period - 1, 0).sum())
-
     c_idx, p_idx = np.nonzero(busy)
+    per_room_period = np.bincount(tt[c_idx, p_idx] * ix.n_periods + p_idx, minlength=ix.n_rooms * ix.n_periods)
+    room_occupation = int(np.maximum(per_room_period - 1, 0).sum())
+
     room_capacity = int(ix.capacity_penalty[c_idx, tt[c_idx, p_idx]].sum())
     days_used = busy.reshape(ix.n_courses, ix.days, ix.periods_per_day).any(axis=2).sum(axis=1)
     min_working_days = MIN_WORKING_DAYS_WEIGHT * int(np.maximum(ix.min_days - days_used, 0).sum())
@@ -104,12 +104,12 @@ def evaluate_table(instance: Instance, tt: np.ndarray) -> Cost:
         room_occupation=room_occupation,
         room_capacity=room_capacity,
         min_working_days=min_working_days,
-        curriculum_compactness=COMPACTNESS_WEIGHT * _isolated_lectures(busy, ix.curriculum_courses, ix.periods_per_day),
+        curriculum_compactness=COMPACTNESS_WEIGHT * isolated_lectures(busy, ix.curriculum_courses, ix.periods_per_day),
         room_stability=room_stability,
     )
 
 
-def _isolated_lectures(busy: np.ndarray, curricula: tuple[tuple[int, ...], ...], periods_per_day: int) -> int:
+def isolated_lectures(busy: np.ndarray, curricula: tuple[tuple[int, ...], ...], periods_per_day: int) -> int:
     """The validator's test, literally: the first period of a day looks at the next one,
     the last at the previous one, any period at both neighbours (out of range counts as empty)."""
     n_periods = busy.shape[1]

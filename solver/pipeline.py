@@ -1,15 +1,21 @@
-"""The one entry point: clustering → per-cluster CP-SAT → GA → learned local search.
+"""The one entry point: clustering → construction and per-cluster CP-SAT → GA →
+learned local search.
 
-Each stage gets a share of the job's time budget and hands its timetable to the
-next; the best timetable seen so far is what a stop request returns.
+A complete timetable comes first, at any size: a saturation-order construction with
+ejection places every lecture (seconds even for thousands), then CP-SAT re-optimises
+one small cluster of courses at a time around it. Each stage gets a share of the job's
+time budget and hands its timetable to the next; the best timetable seen so far is
+what a stop request returns.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
 from solver import cluster, cpsat, ga, refine
+from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
 from solver.model import Instance
 from solver.progress import (
@@ -29,7 +35,8 @@ from solver.timetable import Timetable
 # Share of the time budget per search stage; refinement gets what is left.
 CPSAT_SHARE = 0.3
 GA_SHARE = 0.1
-# Lectures per cluster: small enough that each cluster's model solves in seconds.
+# Lectures per cluster: small enough that each cluster's model builds and solves in
+# seconds whatever the instance's size (the count of clusters grows with it instead).
 CLUSTER_LECTURES = 60
 
 
@@ -96,18 +103,29 @@ def solve(
     clusters = cluster.cluster_courses(instance, max_lectures=CLUSTER_LECTURES, seed=options.seed)
     best.report(CLUSTERING, 1, 1)
 
-    best.report(CPSAT, 0, len(clusters))
-    placed = cpsat.solve_clusters(
-        instance,
+    # Items of the CP-SAT stage: groups of lectures, first placed, then re-optimised.
+    groups = len(clusters)
+    best.report(CPSAT, 0, 2 * groups)
+    stage_deadline = started + options.time_limit * CPSAT_SHARE
+
+    def placed(done: int, total: int) -> None:
+        best.report(CPSAT, done * groups // max(total, 1), 2 * groups)
+
+    constructed = feasible_state(
+        Timetable.empty(instance), random.Random(options.seed), stage_deadline, should_stop, placed
+    ).to_timetable()
+    best.report(CPSAT, groups, 2 * groups, constructed)
+    improved = cpsat.improve_clusters(
+        constructed,
         clusters,
-        time_limit=options.time_limit * CPSAT_SHARE,
+        time_limit=max(0.0, stage_deadline - time.monotonic()),
         workers=options.workers,
         seed=options.seed,
         should_stop=should_stop,
-        on_cluster=lambda done, total, tt: best.report(CPSAT, done, total, tt),
+        on_cluster=lambda done, total, tt: best.report(CPSAT, groups + done, 2 * groups, tt),
     )
-    best.offer(placed)
-    stage_costs[CPSAT] = evaluate(placed)
+    best.offer(improved)
+    stage_costs[CPSAT] = evaluate(improved)
     if should_stop():
         return finish()
 

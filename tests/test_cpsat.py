@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 from ortools.sat.python import cp_model
 
 from solver.cluster import cluster_courses
-from solver.cpsat import Solved, place_cluster, reoptimize, solve_clusters
+from solver.construct import feasible_state
+from solver.cpsat import Solved, improve_clusters, reoptimize
 from solver.cpsat_model import build_placement
 from solver.ctt import parse_ctt
 from solver.evaluate import evaluate
@@ -202,67 +204,53 @@ def test_reoptimize_returns_only_strict_improvements() -> None:
     assert reoptimize(better, [0], time_limit=2.0) is None
 
 
-def test_place_cluster_keeps_what_base_holds() -> None:
+def test_reoptimize_places_what_is_still_unplaced() -> None:
     inst = tiny([("a", "t1", 2, 1, 10), ("b", "t1", 2, 1, 10)], [("r", 20)])
     base = place(inst, {0: (1, 0), 1: (2, 0)})
-    placed = place_cluster(base, [1], time_limit=2.0, workers=1, seed=0, should_stop=never_stop)
-    assert placed is not None and placed.period[:2] == (1, 2) and evaluate(placed).hard == 0
+    placed = reoptimize(base, [2, 3], time_limit=2.0)
+    assert placed is not None and placed.period[:2] == (1, 2) and not placed.unplaced and evaluate(placed).hard == 0
 
 
-def test_solve_clusters_on_comp01_ends_feasible() -> None:
+def test_room_choices_keep_the_best_fitting_rooms_and_the_own_one() -> None:
+    inst = tiny([("a", "t1", 1, 1, 50)], [("tiny", 5), ("own", 10), ("fit", 50), ("big", 60), ("huge", 500)])
+    placement = build_placement(place(inst, {0: (0, 1)}), [0], room_choices=2)
+    assert {r for _, r in placement.z[0]} == {1, 2, 3}  # its room, then the two best fits
+
+
+def comp01_constructed() -> Timetable:
     inst = load("comp01")
-    clusters = cluster_courses(inst, max_lectures=60, seed=0)
+    return feasible_state(Timetable.empty(inst), random.Random(0), time.monotonic() + 5, never_stop).to_timetable()
+
+
+def test_improve_clusters_on_comp01_improves_and_reports_each_cluster() -> None:
+    start = comp01_constructed()
+    clusters = cluster_courses(start.instance, max_lectures=60, seed=0)
     seen: list[tuple[int, bool]] = []
-    tt = solve_clusters(
-        inst, clusters, time_limit=5.0, workers=1, seed=0, should_stop=never_stop,
-        on_cluster=lambda done, total, placed: seen.append((done, placed is not None)),
+    tt = improve_clusters(
+        start, clusters, time_limit=6.0, workers=1, seed=0, should_stop=never_stop,
+        on_cluster=lambda done, total, found: seen.append((done, found is not None)),
     )
     assert [done for done, finished in seen if finished] == list(range(1, len(clusters) + 1))
     # CP-SAT's solution callback reports each cluster's solutions while it is being solved.
     solving = [done for done, finished in seen if not finished]
-    assert set(solving) == set(range(len(clusters))) and solving == sorted(solving)
-    assert not tt.unplaced and evaluate(tt).hard == 0
+    assert solving == sorted(solving) and set(solving) <= set(range(len(clusters)))
+    assert not tt.unplaced and evaluate(tt).hard == 0 and evaluate(tt).soft < evaluate(start).soft
 
 
-def test_repair_places_a_cluster_that_earlier_choices_block() -> None:
-    # Alone, a (2 lectures, 2 days wanted) takes one period per day; b shares its teacher
-    # and can only teach on day 0, so b fits only once a is re-placed on day 1 (cost 5).
-    inst = tiny(
-        [("a", "t1", 2, 2, 10), ("b", "t1", 2, 1, 10)], [("r", 20)],
-        unavailable=[("b", 1, 0), ("b", 1, 1)], days=2, periods_per_day=2,
-    )
-    blocking = place(inst, {0: (0, 0), 1: (2, 0)})
-    assert place_cluster(blocking, [1], time_limit=2.0, workers=1, seed=0, should_stop=never_stop) is None
-    tt = solve_clusters(inst, [(0,), (1,)], time_limit=4.0, workers=1, seed=0, should_stop=never_stop,
-                        on_cluster=lambda *_: None)
-    assert not tt.unplaced and evaluate(tt).hard == 0 and evaluate(tt).soft == 5
+def test_improve_clusters_keeps_to_its_budget_whatever_the_clusters() -> None:
+    start = comp01_constructed()
+    whole = cluster_courses(start.instance, max_lectures=start.instance.total_lectures, seed=0)
+    began = time.monotonic()
+    improve_clusters(start, whole, time_limit=1.5, workers=1, seed=0, should_stop=never_stop, on_cluster=lambda *_: None)
+    assert time.monotonic() - began < 3.0
 
 
 def test_stop_request_ends_the_cluster_stage_promptly() -> None:
-    inst = load("comp01")
+    start = comp01_constructed()
     stop, asked, timer = stop_later(1.0)
-    whole = cluster_courses(inst, max_lectures=inst.total_lectures, seed=0)
-    tt = solve_clusters(inst, whole, time_limit=120.0, workers=1, seed=0, should_stop=stop.is_set,
-                        on_cluster=lambda *_: None)
+    whole = cluster_courses(start.instance, max_lectures=start.instance.total_lectures, seed=0)
+    tt = improve_clusters(start, whole, time_limit=120.0, workers=1, seed=0, should_stop=stop.is_set,
+                          on_cluster=lambda *_: None)
     timer.cancel()
     assert asked and time.monotonic() - asked[0] < 2.0
-    cost = evaluate(tt)
-    assert cost.conflicts == 0 and cost.room_occupation == 0 and cost.availability == 0
-    assert cost.lectures == len(tt.unplaced)  # what the stop left unplaced is counted
-
-
-def test_period_caps_bound_the_lectures_a_period_takes() -> None:
-    inst = tiny([("a", "t1", 1, 1, 10), ("b", "t2", 1, 1, 10)], [("r", 20), ("s", 20)], periods_per_day=2)
-
-    def periods(caps: list[int]) -> list[int] | None:
-        placement = build_placement(Timetable.empty(inst), [0, 1], period_caps=caps)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = 1
-        if solver.solve(placement.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return None
-        return sorted(placement.timetable(solver).period)
-
-    assert periods([2, 2]) is not None
-    assert periods([1, 1]) == [0, 1]  # one lecture each
-    assert periods([0, 2]) == [1, 1]  # period 0 closed: both share period 1, in two rooms
-    assert periods([1, 0]) is None  # one place left for two lectures
+    assert not tt.unplaced and evaluate(tt).hard == 0
