@@ -12,7 +12,7 @@ from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING, Best, Eve
 from saga.jobs import Feasibility, JobOutcome, JobSpec, feasibility_fields
 from saga.tracker import ProgressTracker
 from saga.weights import StageWeights
-from solver.progress import CLUSTERING, CPSAT, GA, LOADING, REFINEMENT
+from solver.progress import CLUSTERING, CPSAT, GA, LOADING, REFINEMENT, cpsat_step
 
 _STAGE_WORDS = {
     LOADING: "Reading the timetable data",
@@ -150,8 +150,10 @@ class JobReporter:
         if t.status != RUNNING:
             return self._end_message(t.status)
         if t.stage == CPSAT and t.items is not None and t.items.total > 0:
-            group = min(t.items.done + 1, t.items.total)
-            return f"Placing lectures (group {group} of {t.items.total})"
+            placing, group, groups = cpsat_step(t.items.done, t.items.total)
+            if placing:
+                return f"Placing lectures (group {group} of {groups})"
+            return f"Improving groups of courses with CP-SAT (group {group} of {groups})"
         return _STAGE_WORDS.get(t.stage or "", "Placing lectures")
 
     def _end_message(self, status: str) -> str:

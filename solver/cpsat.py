@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 from ortools.sat.python import cp_model
 
 from solver.cpsat_model import Placement, build_placement
-from solver.evaluate import evaluate
+from solver.evaluate import Cost, evaluate
 from solver.model import Instance
 from solver.progress import StopCheck, never_stop
 from solver.timetable import Timetable
@@ -26,6 +26,8 @@ ROOM_CHOICES = 12
 
 
 SolutionCallback = Callable[[], None]
+# (clusters done, clusters in all, the improved timetable or None, its cost or None)
+ClusterCallback = Callable[[int, int, "Timetable | None", "Cost | None"], None]
 
 
 def _no_report() -> None:
@@ -49,7 +51,11 @@ class _SolutionReporter(cp_model.CpSolverSolutionCallback):
 @dataclass(frozen=True)
 class Solved:
     timetable: Timetable
-    soft: int
+    cost: Cost
+
+    @property
+    def soft(self) -> int:
+        return self.cost.soft
 
 
 class _StopWatcher:
@@ -104,7 +110,7 @@ def run(
     timetable = placement.timetable(solver)
     # The evaluator, not objective_value: with interleave_search the reported objective
     # was seen 15 above the returned solution's cost (comp01, half fixed).
-    return Solved(timetable, evaluate(timetable).soft)
+    return Solved(timetable, evaluate(timetable))
 
 
 def lectures_of(instance: Instance, courses: Sequence[int]) -> list[int]:
@@ -122,19 +128,19 @@ def reoptimize(
     should_stop: StopCheck = never_stop,
     room_choices: int | None = None,
     on_solution: SolutionCallback = _no_report,
-) -> Timetable | None:
+    cost: Cost | None = None,
+) -> Solved | None:
     """Re-place only `free_lectures` (placing those still unplaced), minimising the whole
-    soft cost; the new timetable when it is strictly better than `timetable`, else None.
-    Building the model counts against `time_limit`."""
+    soft cost; the new timetable when it is strictly better than `timetable` (whose
+    `cost` the caller may already know), else None. Building the model counts against
+    `time_limit`."""
     deadline = time.monotonic() + time_limit
     placement = build_placement(timetable, free_lectures, room_choices=room_choices)
     placement.hint(timetable)
     solved = run(placement, time_limit=deadline - time.monotonic(), workers=workers, seed=seed,
                  should_stop=should_stop, on_solution=on_solution)
-    if solved is None:
-        return None
-    before, after = evaluate(timetable), evaluate(solved.timetable)
-    return solved.timetable if after.key < before.key else None
+    before = cost or evaluate(timetable)
+    return solved if solved is not None and solved.cost.key < before.key else None
 
 
 def improve_clusters(
@@ -145,19 +151,22 @@ def improve_clusters(
     workers: int,
     seed: int,
     should_stop: StopCheck,
-    on_cluster: Callable[[int, int, Timetable | None], None],
+    on_cluster: ClusterCallback,
 ) -> Timetable:
     """Re-optimise each cluster's lectures with CP-SAT around the rest of `timetable`, in
     order, each given a share of the time left in proportion to its lectures (so no
     cluster can take the stage's whole budget). A share too short to build and solve a
-    model skips the cluster. `on_cluster(done, total, timetable)` follows each cluster, and
-    each solution CP-SAT finds meanwhile (with timetable None)."""
+    model skips the cluster. `on_cluster(done, total, timetable, cost)` follows each cluster
+    (the timetable and its cost when the cluster improved it), and each solution CP-SAT
+    finds meanwhile (with None)."""
     deadline = time.monotonic() + time_limit
     sizes = [int(timetable.instance.index.lectures[list(cl)].sum()) for cl in clusters]
+    cost = evaluate(timetable)
     for i, cluster in enumerate(clusters):
         if should_stop():
             break
         share = max(0.0, deadline - time.monotonic()) * sizes[i] / max(1, sum(sizes[i:]))
+        better = None
         if share >= MIN_CLUSTER_SECONDS:
             better = reoptimize(
                 timetable,
@@ -167,8 +176,10 @@ def improve_clusters(
                 seed=seed,
                 should_stop=should_stop,
                 room_choices=ROOM_CHOICES,
-                on_solution=functools.partial(on_cluster, i, len(clusters), None),
+                on_solution=functools.partial(on_cluster, i, len(clusters), None, None),
+                cost=cost,
             )
-            timetable = better or timetable
-        on_cluster(i + 1, len(clusters), timetable)
+        if better is not None:
+            timetable, cost = better.timetable, better.cost
+        on_cluster(i + 1, len(clusters), timetable if better else None, cost if better else None)
     return timetable

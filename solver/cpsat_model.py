@@ -34,7 +34,7 @@ class Placement:
     free_of: dict[int, tuple[int, ...]]  # free course -> its free lectures
     x: dict[int, dict[int, cp_model.IntVar]]  # course -> period -> var
     z: dict[int, dict[Slot, cp_model.IntVar]]  # course -> (period, room) -> var
-    offset: int  # soft cost outside the objective (courses with no free lecture)
+    constant_curricula: tuple[int, ...]  # curricula without a free course: outside the objective
     objective: cp_model.LinearExprT
 
     def timetable(self, solver: cp_model.CpSolver) -> Timetable:
@@ -46,7 +46,8 @@ class Placement:
         return Timetable.from_arrays(self.fixed.instance, period, room)
 
     def soft(self, solver: cp_model.CpSolver) -> int:
-        return round(solver.objective_value) + self.offset
+        """The solution's soft cost from the objective (computed on demand: it costs an evaluation)."""
+        return round(solver.objective_value) + _offset(self.fixed, list(self.free_of), self.constant_curricula)
 
     def hint(self, timetable: Timetable) -> None:
         """Replace any earlier hint: suggest the free lectures' positions in `timetable` as the first solution
@@ -89,7 +90,7 @@ def build_placement(base: Timetable, free_lectures: Sequence[int], *, room_choic
         free_of={c: tuple(ls) for c, ls in free_of.items()},
         x=builder.x,
         z=builder.z,
-        offset=_offset(fixed, list(free_of), builder.constant_curricula),
+        constant_curricula=tuple(builder.constant_curricula),
         objective=objective,
     )
 
@@ -101,7 +102,7 @@ def _room_choice(ix: Index, c: int, count: int) -> set[int]:
     return set(np.lexsort((empty, over))[:count].tolist())
 
 
-def _offset(fixed: Timetable, free_courses: list[int], constant_curricula: list[int]) -> int:
+def _offset(fixed: Timetable, free_courses: list[int], constant_curricula: Sequence[int]) -> int:
     """Soft cost of what the objective does not cover: evaluate the timetable without any
     lecture of a free course, and take out what those absent courses add there (their
     full min-working-days penalty); compactness only of the curricula without a free course."""

@@ -122,7 +122,7 @@ def solve(
         workers=options.workers,
         seed=options.seed,
         should_stop=should_stop,
-        on_cluster=lambda done, total, tt: best.report(CPSAT, groups + done, 2 * groups, tt),
+        on_cluster=lambda done, total, tt, cost: best.report(CPSAT, groups + done, 2 * groups, tt, cost),
     )
     best.offer(improved)
     stage_costs[CPSAT] = evaluate(improved)

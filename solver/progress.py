@@ -16,6 +16,15 @@ REFINEMENT = "rl_refinement"
 STAGES = (LOADING, CLUSTERING, CPSAT, GA, REFINEMENT)
 
 
+def cpsat_step(done: int, total: int) -> tuple[bool, int, int]:
+    """What the CP-SAT stage's items mean: its first half counts groups of lectures the
+    construction has placed, its second half the clusters CP-SAT has re-optimised.
+    Returns (still placing, the group at work counted from 1, groups in that half)."""
+    half = max(total // 2, 1)
+    placing = done < half
+    return placing, min(done if placing else done - half, half - 1) + 1, half
+
+
 @dataclass(frozen=True)
 class Progress:
     """`done` of `total` items of `stage` are finished. `best` is the cost of the best

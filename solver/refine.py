@@ -24,6 +24,7 @@ from solver.window import reoptimize_window
 
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
+REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
 T_START, T_END = 2.0, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
@@ -139,7 +140,7 @@ class LocalSearch:
         self.ops.append(("window", self._window))
         self.bandit = OperatorBandit([name for name, _ in self.ops], rng)
         self.per_second = [1000.0] * len(self.ops)  # proposals per second, to size the batches
-        self.workers, self.proposals, self.last_report = workers, 0, 0.0
+        self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
 
     def _window(self, state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
@@ -187,13 +188,17 @@ class LocalSearch:
         self.best.when = now
 
     def _report(self, now: float) -> None:
-        if now - self.last_report < REPORT_SECONDS:
+        if now < self.next_report:
             return
-        self.last_report = time.monotonic()
-        elapsed = max(self.last_report - self.start, 1e-3)
+        began = time.monotonic()
+        elapsed = max(began - self.start, 1e-3)
         total = max(self.proposals, int(self.proposals * (self.deadline - self.start) / elapsed))
         best_tt = self.best.timetable(self.state) if self.best.fresh else None
         if best_tt is not None or self.reported is None:
             self.reported = evaluate(self.best.timetable(self.state))
         self.best.fresh = False
         self.on_iteration(min(self.proposals, total), total, self.reported, best_tt)
+        # A report of a large timetable costs tens of milliseconds: space them so that
+        # reporting never takes more than a small share of the search's time.
+        spent = time.monotonic() - began
+        self.next_report = began + max(REPORT_SECONDS, REPORT_SHARE_INVERSE * spent)

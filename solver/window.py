@@ -34,7 +34,7 @@ def reoptimize_window(
     state: SearchState, rng: random.Random, *, time_limit: float, workers: int, should_stop: StopCheck
 ) -> int | None:
     """Soft delta (< 0) when CP-SAT improved a random window, else None with the state unchanged."""
-    from solver.cpsat import reoptimize  # CP-SAT is heavy to import; only this neighbourhood needs it
+    from solver.cpsat import ROOM_CHOICES, reoptimize  # CP-SAT is heavy to import; only this neighbourhood needs it
 
     free = window_lectures(state, rng)
     if not free:
@@ -46,12 +46,13 @@ def reoptimize_window(
         workers=workers,
         seed=rng.randrange(1 << 16),
         should_stop=should_stop,
+        room_choices=ROOM_CHOICES,
     )
     if better is None:
         return None
     before = state.soft
     old = [(l, state.period[l], state.room[l]) for l in free]
-    state.reassign([(l, better.period[l], better.room[l]) for l in free])
+    state.reassign([(l, better.timetable.period[l], better.timetable.room[l]) for l in free])
     if state.hard or state.soft >= before:  # keep the state feasible whatever CP-SAT said
         state.reassign(old)
         return None

@@ -59,8 +59,8 @@ def solve_free(base: Timetable, free: list[int] | None = None, seconds: float = 
     solver.parameters.linearization_level = 2
     if solver.solve(placement.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    solved = Solved(placement.timetable(solver), placement.soft(solver))
-    assert solved.soft == evaluate(solved.timetable).soft
+    solved = Solved(placement.timetable(solver), evaluate(placement.timetable(solver)))
+    assert solved.soft == placement.soft(solver)
     return solved
 
 
@@ -200,15 +200,16 @@ def test_reoptimize_returns_only_strict_improvements() -> None:
     inst = tiny([("a", "t1", 1, 1, 50)], [("small", 30), ("big", 60)])
     bad = place(inst, {0: (0, 0)})
     better = reoptimize(bad, [0], time_limit=2.0)
-    assert better is not None and evaluate(better).soft == 0 and evaluate(bad).soft == 20
-    assert reoptimize(better, [0], time_limit=2.0) is None
+    assert better is not None and better.cost == evaluate(better.timetable) and better.soft == 0
+    assert evaluate(bad).soft == 20 and reoptimize(better.timetable, [0], time_limit=2.0) is None
 
 
 def test_reoptimize_places_what_is_still_unplaced() -> None:
     inst = tiny([("a", "t1", 2, 1, 10), ("b", "t1", 2, 1, 10)], [("r", 20)])
     base = place(inst, {0: (1, 0), 1: (2, 0)})
     placed = reoptimize(base, [2, 3], time_limit=2.0)
-    assert placed is not None and placed.period[:2] == (1, 2) and not placed.unplaced and evaluate(placed).hard == 0
+    assert placed is not None and placed.timetable.period[:2] == (1, 2) and not placed.timetable.unplaced
+    assert placed.cost == evaluate(placed.timetable) and placed.cost.hard == 0
 
 
 def test_room_choices_keep_the_best_fitting_rooms_and_the_own_one() -> None:
@@ -228,13 +229,14 @@ def test_improve_clusters_on_comp01_improves_and_reports_each_cluster() -> None:
     seen: list[tuple[int, bool]] = []
     tt = improve_clusters(
         start, clusters, time_limit=6.0, workers=1, seed=0, should_stop=never_stop,
-        on_cluster=lambda done, total, found: seen.append((done, found is not None)),
+        on_cluster=lambda done, total, found, cost: seen.append((done, total, found, cost)),
     )
-    assert [done for done, finished in seen if finished] == list(range(1, len(clusters) + 1))
-    # CP-SAT's solution callback reports each cluster's solutions while it is being solved.
-    solving = [done for done, finished in seen if not finished]
-    assert solving == sorted(solving) and set(solving) <= set(range(len(clusters)))
-    assert not tt.unplaced and evaluate(tt).hard == 0 and evaluate(tt).soft < evaluate(start).soft
+    # Each cluster's end, and CP-SAT's solutions while a cluster is being solved, in order.
+    dones = [done for done, *_ in seen]
+    assert dones == sorted(dones) and set(range(1, len(clusters) + 1)) <= set(dones)
+    improved = [(found, cost) for _, _, found, cost in seen if found is not None]
+    assert improved and all(cost == evaluate(found) for found, cost in improved)
+    assert not tt.unplaced and evaluate(tt) == improved[-1][1] and evaluate(tt).soft < evaluate(start).soft
 
 
 def test_improve_clusters_keeps_to_its_budget_whatever_the_clusters() -> None:

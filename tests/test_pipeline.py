@@ -9,7 +9,7 @@ from solver.ctt import parse_ctt
 from solver.evaluate import evaluate
 from solver.generate import generate
 from solver.pipeline import SolveOptions, solve
-from solver.progress import CPSAT, GA, REFINEMENT, STAGES, Progress
+from solver.progress import CPSAT, GA, REFINEMENT, STAGES, Progress, cpsat_step
 from tests.conftest import CTT_DIR
 
 
@@ -56,3 +56,10 @@ def test_a_university_sized_run_keeps_a_short_budget_places_everything_and_repor
     done = [r.done / r.total for r in reports if r.stage == CPSAT]
     assert done == sorted(done) and done[-1] == 1.0
     assert len({d for d in done if 0 < d < 1}) >= 5
+
+
+def test_cpsat_items_read_as_placing_then_improving() -> None:
+    assert cpsat_step(0, 10) == (True, 1, 5)
+    assert cpsat_step(4, 10) == (True, 5, 5)
+    assert cpsat_step(5, 10) == (False, 1, 5)
+    assert cpsat_step(10, 10) == (False, 5, 5)  # finished: the last group stays the one named

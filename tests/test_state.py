@@ -123,6 +123,8 @@ def test_validator_reading_of_duplicate_lectures() -> None:
 def test_each_neighbourhood_keeps_hard_zero_and_reports_its_exact_delta(operator: str) -> None:
     rng = random.Random(5)
     state = feasible_state(Timetable.empty(instance("comp01")), rng, time.monotonic() + 5, lambda: False)
+    for _ in range(2000):  # scramble the constructed start so that every operator finds work
+        OPERATORS["move"](state, rng, lambda _delta: True)
     applied = 0
     for _ in range(400):
         before = state.soft
