@@ -19,10 +19,11 @@ from saga.events import FAILED
 from saga.jobs import Feasibility, JobSpec
 from saga.reporter import shortfall
 from saga.runner import JobRunner
-from solver.check import check
+from solver.check import ERROR, WARNING, check
 from solver.ctt import format_ctt, format_sol, parse_ctt
 from solver.errors import InstanceError
 from solver.generate import generate
+from solver.model import Instance
 
 CLI_JOB = "cli"
 # Exit statuses of `solve` (README, "Command line").
@@ -51,7 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_instance(path: Path):
+def _read_instance(path: Path, time_limit: float) -> tuple[Instance, tuple[str, ...]]:
+    """The instance in `path` and the pre-solve check's warnings for it and `time_limit`;
+    a file that cannot be read, parsed, or is provably infeasible is a UserError."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -60,10 +63,11 @@ def _read_instance(path: Path):
         instance = parse_ctt(text, source=str(path))
     except InstanceError as err:
         raise UserError(f"{path}: {err}") from None
-    errors = [f.message for f in check(instance) if f.level == "error"]
+    findings = check(instance, time_limit=time_limit)
+    errors = [f.message for f in findings if f.level == ERROR]
     if errors:
         raise UserError(f"{path}: {errors[0]}")
-    return instance
+    return instance, tuple(f.message for f in findings if f.level == WARNING)
 
 
 async def _run_job(spec: JobSpec) -> Outcome:
@@ -85,7 +89,9 @@ async def _run_job(spec: JobSpec) -> Outcome:
 def _solve(args: argparse.Namespace) -> int:
     if args.time <= 0:
         raise UserError("--time must be a positive number of seconds")
-    instance = _read_instance(args.file)
+    instance, warnings = _read_instance(args.file, args.time)
+    for warning in warnings:
+        print(f"timetabler: warning: {warning}", file=sys.stderr)
     out = args.out or args.file.with_suffix(".sol")
     outcome = asyncio.run(_run_job(JobSpec(CLI_JOB, instance, args.time, seed=args.seed))).value
     if outcome is None or outcome.timetable is None or outcome.cost is None:

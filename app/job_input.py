@@ -14,7 +14,7 @@ from aiohttp import web
 
 from app.config import Config
 from app.web_errors import ApiError, bad_request
-from solver.check import check
+from solver.check import ERROR, WARNING, check
 from solver.ctt import parse_ctt
 from solver.errors import InstanceError
 from solver.jsonform import instance_from_json
@@ -31,6 +31,7 @@ class Submission:
     name: str
     time_limit: float
     seed: int
+    warnings: tuple[str, ...]  # the pre-solve check's, for this instance and time limit
 
 
 SampleLookup = Callable[[str], Instance | None]
@@ -47,13 +48,11 @@ async def read_submission(request: web.Request, config: Config, samples: SampleL
         options = dict(request.query)
     else:
         raise ApiError(415, "unsupported_media_type", f"Send text/plain, application/json or multipart/form-data, not {kind}.")
-    _refuse_infeasible(instance)
-    return Submission(
-        instance=instance,
-        name=_name(options.get("name"), instance.name),
-        time_limit=_time_limit(options.get("time_limit"), config),
-        seed=_seed(options.get("seed")),
-    )
+    name = _name(options.get("name"), instance.name)
+    time_limit = _time_limit(options.get("time_limit"), config)
+    seed = _seed(options.get("seed"))
+    warnings = _refuse_infeasible(instance, time_limit)
+    return Submission(instance=instance, name=name, time_limit=time_limit, seed=seed, warnings=warnings)
 
 
 def _parse_ctt(text: str, where: str) -> Instance:
@@ -107,11 +106,14 @@ async def _from_form(request: web.Request) -> tuple[Instance, Mapping[str, Any]]
     return _parse_ctt(text, "instance"), options
 
 
-def _refuse_infeasible(instance: Instance) -> None:
-    errors = [f.message for f in check(instance) if f.level == "error"]
+def _refuse_infeasible(instance: Instance, time_limit: float) -> tuple[str, ...]:
+    """Refuse an instance the pre-solve check proves infeasible; else its warnings."""
+    findings = check(instance, time_limit=time_limit)
+    errors = [f.message for f in findings if f.level == ERROR]
     if errors:
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise ApiError(400, "infeasible_instance", errors[0] + more)
+    return tuple(f.message for f in findings if f.level == WARNING)
 
 
 def _number(value: Any, field: str) -> float:

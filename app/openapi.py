@@ -54,6 +54,9 @@ VERDICT = {
     "unplaced": {"type": ["integer", "null"], "description": "lectures without a period"},
     "hard_violations": {"type": ["integer", "null"], "description": "hard violations, unplaced lectures included"},
 }
+# The pre-solve check's warnings (solver.check): accepted, but costly or odd; one line each.
+WARNINGS = {"type": "array", "items": {"type": "string"},
+            "description": "what the pre-solve check found costly or odd, one sentence each; empty when none"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(["error", "detail"], error={"type": "string"}, detail={"type": "string"}),
@@ -63,15 +66,16 @@ SCHEMAS: dict[str, Any] = {
                   seq={"type": "integer"}, status={"type": "string"}, stage={"type": ["string", "null"]},
                   overall_progress={"type": "number"}, eta_seconds={"type": ["number", "null"]}, message={"type": "string"},
                   **VERDICT),
-    "Job": _obj(["id", "name", "owner", "status", "created_at", "attempt", "time_limit", "seed", "latest", "result", "links",
-                 *VERDICT],
+    "Job": _obj(["id", "name", "owner", "status", "created_at", "attempt", "time_limit", "seed", "warnings", "latest",
+                 "result", "links", *VERDICT],
                 id={"type": "string"}, name={"type": "string"}, owner={"type": "string"}, status={"type": "string"},
                 created_at={"type": "number"}, attempt={"type": "integer"}, time_limit={"type": "number"},
-                seed={"type": "integer"}, latest={"oneOf": [_ref("Event"), {"type": "null"}]},
+                seed={"type": "integer"}, warnings=WARNINGS, latest={"oneOf": [_ref("Event"), {"type": "null"}]},
                 result={"oneOf": [_obj(["hard", "soft", "cost"], hard={"type": "integer"}, soft={"type": "integer"},
                                        cost=_ref("Cost")), {"type": "null"}]},
                 links=_ref("Links"), **VERDICT),
-    "Accepted": _obj(["id", "status", "links"], id={"type": "string"}, status={"type": "string"}, links=_ref("Links")),
+    "Accepted": _obj(["id", "status", "links", "warnings"], id={"type": "string"}, status={"type": "string"},
+                     links=_ref("Links"), warnings=WARNINGS),
     "Timetable": _obj(["job_id", "status", "cost", "lectures", "unplaced", "violations", "feasible", "unplaced_count",
                        "hard_violations"], job_id={"type": "string"},
                       status={"type": "string"}, cost=_ref("Cost"), lectures={"type": "array"},

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL, time_limit REAL NOT NULL, seed INTEGER NOT NULL,
     attempt INTEGER NOT NULL, instance_ctt TEXT NOT NULL, last_seq INTEGER NOT NULL,
-    trimmed_seq INTEGER NOT NULL DEFAULT 0  -- events up to here were dropped from the log
+    trimmed_seq INTEGER NOT NULL DEFAULT 0,  -- events up to here were dropped from the log
+    warnings TEXT NOT NULL DEFAULT '[]'  -- JSON list of the pre-solve check's warnings
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, created_at);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 JOB_COLUMNS = ", ".join(f.name for f in fields(JobRecord))
+# Columns added to `jobs` after the first release: a database made before gets them, with
+# the default for the jobs it already holds.
+ADDED_JOB_COLUMNS = {"warnings": "TEXT NOT NULL DEFAULT '[]'"}
 INSTANCE_CACHE = 32  # parsed instances kept for get_result, by job id
 
 
@@ -52,6 +56,15 @@ def _cost_json(cost: Cost | None) -> str | None:
 
 def _cost(text: str | None) -> Cost | None:
     return None if text is None else Cost(**json.loads(text))
+
+
+def _job_row(job: JobRecord) -> tuple[Any, ...]:
+    """A job's fields in JOB_COLUMNS order; the last, its warnings, as a JSON list."""
+    return (*astuple(job)[:-1], json.dumps(list(job.warnings)))
+
+
+def _job(row: tuple[Any, ...]) -> JobRecord:
+    return JobRecord(*row[:-1], warnings=tuple(json.loads(row[-1])))
 
 
 class SqliteStore:
@@ -72,6 +85,10 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in ADDED_JOB_COLUMNS.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         self._db = db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -95,11 +112,11 @@ class SqliteStore:
 
     async def create_job(self, job: JobRecord) -> None:
         marks = ", ".join("?" * len(fields(JobRecord)))
-        await self._run(self._write, f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({marks})", astuple(job))
+        await self._run(self._write, f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({marks})", _job_row(job))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         rows = await self._run(self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return JobRecord(*rows[0]) if rows else None
+        return _job(rows[0]) if rows else None
 
     async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
@@ -111,7 +128,7 @@ class SqliteStore:
             (*params, limit, offset),
         )
         total = self._rows(f"SELECT COUNT(*) FROM jobs {where}", params)[0][0]
-        return [JobRecord(*r) for r in rows], total
+        return [_job(r) for r in rows], total
 
     async def append_event(self, event: ProgressEvent) -> None:
         await self._run(self._append_event, event)
@@ -187,7 +204,7 @@ class SqliteStore:
         rows = await self._run(
             self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) ORDER BY created_at", (QUEUED, RUNNING)
         )
-        return [JobRecord(*r) for r in rows]
+        return [_job(r) for r in rows]
 
     async def ping(self) -> bool:
         try:

@@ -26,6 +26,9 @@ class JobRecord:
     attempt: int  # 1 for the first run, +1 per restart after an interruption
     instance_ctt: str  # the instance as .ctt text, enough to run the job again
     last_seq: int  # seq of the newest stored event, 0 before the first
+    # The pre-solve check's warnings (solver.check), one line each. Keep it the last field:
+    # app/sqlite_store.py keeps it as JSON, and rows stored before it existed read back ().
+    warnings: tuple[str, ...] = ()
 
 
 class Store(Protocol):

@@ -37,7 +37,7 @@ async def snapshot(request: web.Request, job: JobRecord) -> dict[str, Any]:
         result = {"hard": outcome.cost.hard, "soft": outcome.cost.soft, "cost": outcome.cost.as_dict()}
     return {
         "id": job.id, "name": job.name, "owner": job.owner, "status": job.status, "created_at": job.created_at,
-        "attempt": job.attempt, "time_limit": job.time_limit, "seed": job.seed,
+        "attempt": job.attempt, "time_limit": job.time_limit, "seed": job.seed, "warnings": list(job.warnings),
         "latest": latest.to_dict() if latest else None, "result": result, "links": links(job.id),
         # Derived from the stored result, so jobs stored before these fields existed have them too.
         **feasibility_fields(outcome.feasibility if outcome is not None else None),
@@ -55,11 +55,11 @@ async def create(request: web.Request) -> web.Response:
     job = JobRecord(
         id=uuid.uuid4().hex[:16], owner=caller.name, name=submission.name, status=QUEUED, created_at=time.time(),
         time_limit=submission.time_limit, seed=submission.seed, attempt=1,
-        instance_ctt=format_ctt(submission.instance), last_seq=0,
+        instance_ctt=format_ctt(submission.instance), last_seq=0, warnings=submission.warnings,
     )
     await service.submit(job, submission.instance)
-    return web.json_response({"id": job.id, "status": QUEUED, "links": links(job.id)}, status=202,
-                             headers={"Location": links(job.id)["self"]})
+    return web.json_response({"id": job.id, "status": QUEUED, "links": links(job.id), "warnings": list(job.warnings)},
+                             status=202, headers={"Location": links(job.id)["self"]})
 
 
 def _page_arg(request: web.Request, name: str, default: int, high: int) -> int:

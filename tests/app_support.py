@@ -81,6 +81,10 @@ UNAVAILABILITY_CONSTRAINTS:
 END.
 """
 
+# The toy instance with a fourth room of capacity 0: accepted, but the pre-solve check warns.
+ZERO_ROOM_CTT = TOY_CTT.replace("Rooms: 3", "Rooms: 4").replace("C 40\n", "C 40\nD 0\n")
+ZERO_ROOM_WARNING = "Room D has capacity 0: every lecture placed there costs its students."
+
 ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice", "tok-bob", "tok-root"))
 Client = Callable[..., Awaitable[TestClient]]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -12,8 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from app.config import Config
 from app.keys import RUNNER, STORE
-from app.web_app import create_app
-from solver.ctt import parse_ctt, parse_sol
+from app.web_app import DB_FILE, create_app
+from solver.check import check
+from solver.ctt import format_ctt, parse_ctt, parse_sol
+from solver.generate import generate
 from solver.evaluate import evaluate_assignments
 from solver.jsonform import instance_to_json
 from saga.events import COMPLETED, ProgressEvent
@@ -21,7 +25,8 @@ from saga.jobs import JobOutcome
 from solver.evaluate import evaluate
 from solver.timetable import Timetable
 from tests.app_support import (
-    ALICE, BOB, INCOMPLETE_CTT, ROOT, TOY_CTT, Client, config, error_of, finished, start, submit,
+    ALICE, BOB, INCOMPLETE_CTT, ROOT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING, Client, config, error_of, finished,
+    start, submit,
 )
 
 __all__ = ["config"]  # a fixture, used by name
@@ -33,8 +38,10 @@ async def test_job_runs_to_a_feasible_timetable(aiohttp_client: Client, config: 
     assert resp.status == 202
     body = await resp.json()
     assert body["status"] == "queued" and body["links"]["self"] == f"/api/jobs/{body['id']}"
+    assert body["warnings"] == []  # the pre-solve check finds nothing odd in the toy
     snap = await finished(client, app, body["id"])
     assert (snap["status"], snap["name"], snap["seed"], snap["owner"]) == ("completed", "toy run", 3, "alice")
+    assert snap["warnings"] == []
     assert snap["latest"]["status"] == "completed" and snap["result"]["hard"] == 0
     assert (snap["feasible"], snap["unplaced"], snap["hard_violations"]) == (True, 0, 0)
     assert snap["latest"]["feasible"] is True and snap["latest"]["message"] == "Timetable ready"
@@ -88,6 +95,52 @@ async def test_a_job_stored_before_the_verdict_fields_gets_them_from_its_result(
     snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
     assert snap["latest"]["feasible"] is None
     assert (snap["feasible"], snap["unplaced"], snap["hard_violations"]) == (False, 6, evaluate(empty).hard)
+
+
+async def test_the_pre_solve_warnings_come_with_the_job(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    resp = await client.post("/api/jobs", data=ZERO_ROOM_CTT, params={"time_limit": "1"},
+                             headers={**ALICE, "Content-Type": "text/plain"})
+    assert resp.status == 202, await resp.text()
+    accepted = await resp.json()
+    assert accepted["warnings"] == [ZERO_ROOM_WARNING]
+    snap = await finished(client, app, accepted["id"])
+    assert snap["status"] == "completed" and snap["warnings"] == [ZERO_ROOM_WARNING]
+    listed = (await (await client.get("/api/jobs", headers=ALICE)).json())["jobs"][0]
+    assert listed["warnings"] == [ZERO_ROOM_WARNING]
+
+
+async def test_a_time_limit_too_short_for_the_instance_is_warned_about(aiohttp_client: Client, config: Config) -> None:
+    client, app = await start(aiohttp_client, config)
+    big = generate(courses=1000, rooms=140, curricula=330, periods_per_day=8, seed=1)  # ~4,300 lectures
+    resp = await client.post("/api/jobs", data=format_ctt(big), params={"time_limit": "10"},
+                             headers={**ALICE, "Content-Type": "text/plain"})
+    assert resp.status == 202, await resp.text()
+    accepted = await resp.json()
+    await client.delete(f"/api/jobs/{accepted['id']}", headers=ALICE)  # only the answer matters here
+    expected = [f.message for f in check(big, time_limit=10)]  # the check's own words and figures
+    size = f"This instance has {big.total_lectures:,} lectures; a 10 s budget is known to place about"
+    assert accepted["warnings"] == expected and any(w.startswith(size) for w in expected), expected
+    snap = await finished(client, app, accepted["id"])
+    assert snap["status"] == "cancelled" and snap["warnings"] == expected
+
+
+async def test_a_job_stored_before_warnings_existed_reads_back_with_none(aiohttp_client: Client, config: Config) -> None:
+    # A database as the version before warnings made it: no warnings column.
+    config.data_dir.mkdir(parents=True)
+    with closing(sqlite3.connect(config.data_dir / DB_FILE)) as db, db:
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,"
+            " created_at REAL NOT NULL, time_limit REAL NOT NULL, seed INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+            " instance_ctt TEXT NOT NULL, last_seq INTEGER NOT NULL, trimmed_seq INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute("INSERT INTO jobs VALUES ('old', 'alice', 'old job', 'completed', 1.0, 5.0, 0, 1, ?, 0, 0)",
+                   (ZERO_ROOM_CTT,))
+    client, app = await start(aiohttp_client, config)
+    old = await (await client.get("/api/jobs/old", headers=ALICE)).json()
+    assert (old["status"], old["warnings"]) == ("completed", [])
+    snap = await finished(client, app, await submit(client, body=ZERO_ROOM_CTT, time_limit="1"))
+    assert snap["warnings"] == [ZERO_ROOM_WARNING]  # the same database now keeps them
 
 
 async def test_callers_need_a_token_and_see_only_their_jobs(aiohttp_client: Client, config: Config) -> None:

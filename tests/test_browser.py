@@ -87,6 +87,9 @@ def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_a
 
     total = sample_lectures(service, SAMPLE)
     assert lecture_count(page) == total
+    # The sample has courses larger than its largest room: the check's warnings stand under the title.
+    warnings = service.api("GET", f"/api/jobs/{job_id}").json()["warnings"]
+    assert warnings and page.locator("#check-warnings li").all_inner_texts() == warnings
     assert page.locator("#verdict").is_hidden()  # a complete timetable needs no warning
     api_timetable = service.api("GET", f"/api/jobs/{job_id}/timetable?format=json").json()
     assert len(api_timetable["lectures"]) == total
@@ -179,7 +182,13 @@ def upload(page: object, name: str, text: str, seconds: int) -> str:
 def test_an_incomplete_timetable_is_shown_as_such_live_and_when_reopened(service: Service, page_at: object) -> None:
     page = page_at(service)
     page.locator("#jobs-view").wait_for(state="visible")
-    job_id = upload(page, "triangle.ctt", INCOMPLETE_CTT, 1)
+    # A third room of capacity 0: still infeasible by combination, and the check warns before solving.
+    with_empty_room = INCOMPLETE_CTT.replace("Rooms: 2", "Rooms: 3").replace("r2 20\n", "r2 20\nr3 0\n")
+    job_id = upload(page, "triangle.ctt", with_empty_room, 1)
+    notes = page.locator("#check-warnings")
+    notes.wait_for(state="visible")
+    empty_room = "Room r3 has capacity 0: every lecture placed there costs its students."
+    assert notes.inner_text().startswith("Before solving") and notes.locator("li").all_inner_texts() == [empty_room]
     wait_for_status(page, "completed", 30)
     banner = page.locator("#verdict")
     banner.wait_for(state="visible")
@@ -198,6 +207,7 @@ def test_an_incomplete_timetable_is_shown_as_such_live_and_when_reopened(service
     row.get_by_role("link").click()
     page.locator("#result").wait_for(state="visible")
     assert banner.is_visible() and banner.inner_text().startswith(expected)
+    assert notes.is_visible() and notes.locator("li").all_inner_texts() == [empty_room]
 
 
 def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, page_at: object) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 
 from app import config as settings
-from app.cli import parser
+from app.cli import _read_instance, parser
 from app.config import Config
-from solver.ctt import parse_ctt, parse_sol
+from solver.ctt import format_ctt, parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
-from tests.app_support import INCOMPLETE_CTT, TOY_CTT
+from solver.generate import generate
+from tests.app_support import INCOMPLETE_CTT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING
 from tests.browser_support import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,25 @@ def test_solve_writes_a_feasible_sol(tmp_path: Path) -> None:
     assert any(re.search(midway, line) and "100.0%" not in line for line in lines), lines
     assert re.search(rf"100\.0%.*ETA 0:00\s+best 0 hard / {cost.soft} soft", run.stderr), lines[-3:]
     assert "incomplete" not in run.stdout
+
+
+def test_solve_prints_the_pre_solve_warnings_before_the_progress(tmp_path: Path) -> None:
+    (tmp_path / "zero.ctt").write_text(ZERO_ROOM_CTT)
+    run = timetabler("solve", "zero.ctt", "--time", "2", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = re.split(r"[\r\n]+", run.stderr.strip())
+    assert lines[0] == f"timetabler: warning: {ZERO_ROOM_WARNING}", lines[:3]
+    assert sum("warning" in line for line in lines) == 1 and "100.0%" in lines[-1]
+    assert (tmp_path / "zero.sol").exists()
+
+
+def test_solve_checks_the_instance_against_its_time(tmp_path: Path) -> None:
+    big = generate(courses=1000, rooms=140, curricula=330, periods_per_day=8, seed=1)  # ~4,300 lectures
+    (tmp_path / "big.ctt").write_text(format_ctt(big))
+    _, warnings = _read_instance(tmp_path / "big.ctt", 10.0)  # what `solve big.ctt --time 10` prints
+    assert any(w.startswith(f"This instance has {big.total_lectures:,} lectures; a 10 s budget") for w in warnings)
+    _, enough = _read_instance(tmp_path / "big.ctt", 3600.0)
+    assert not any("budget" in w for w in enough)
 
 
 def test_an_incomplete_timetable_is_written_said_and_exits_3(tmp_path: Path) -> None:

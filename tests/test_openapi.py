@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from app.config import Config
 from app.openapi import SPEC
 from app.web_app import create_app
-from tests.app_support import ALICE, BOB, TOY_CTT, Client, config, finished, start, submit
+from tests.app_support import ALICE, BOB, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
 
 __all__ = ["config"]  # a fixture, used by name
 PAGE_ROUTES = {"/", "/static"}  # the browser page, not part of the API
@@ -90,6 +90,8 @@ async def test_real_responses_match_the_spec(aiohttp_client: Client, config: Con
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data="bad", headers={**ALICE, "Content-Type": "text/plain"}) == 400
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data="x" * 70_000, headers={**ALICE, "Content-Type": "text/plain"}) == 413
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data=b"x", headers={**ALICE, "Content-Type": "image/png"}) == 415
+    warned = {"data": ZERO_ROOM_CTT, "params": {"time_limit": "1"}, "headers": {**ALICE, "Content-Type": "text/plain"}}
+    assert await check(client, "POST", "/api/jobs", "/api/jobs", **warned) == 202  # with a warning
     job_id = await submit(client, time_limit="1")
     assert await check(client, "GET", f"/api/jobs/{job_id}/timetable", job + "/timetable", headers=ALICE) == 404
     await finished(client, app, job_id)

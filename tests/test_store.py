@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,12 +42,15 @@ async def test_job_round_trip_and_listing(store: SqliteStore) -> None:
     await store.create_job(job("a", created_at=1.0))
     await store.create_job(job("b", owner="bob", created_at=2.0))
     await store.create_job(job("c", created_at=3.0))
+    warned = replace(job("w", created_at=0.5), warnings=("Room D has capacity 0.", "Course x asks for 9 days."))
+    await store.create_job(warned)
     assert await store.get_job("a") == job("a", created_at=1.0)
+    assert await store.get_job("w") == warned and (await store.get_job("a")).warnings == ()
     assert await store.get_job("zzz") is None
     mine, total = await store.list_jobs("alice", limit=10, offset=0)
-    assert [j.id for j in mine] == ["c", "a"] and total == 2
+    assert [j.id for j in mine] == ["c", "a", "w"] and total == 3 and mine[2] == warned
     everyone, total = await store.list_jobs(None, limit=2, offset=1)
-    assert [j.id for j in everyone] == ["b", "a"] and total == 3
+    assert [j.id for j in everyone] == ["b", "a"] and total == 4
 
 
 async def test_events_move_job_and_log_is_bounded(store: SqliteStore) -> None:

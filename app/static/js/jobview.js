@@ -72,6 +72,13 @@ function showVerdict(ending, status) {
   banner.hidden = text === "";
 }
 
+/** The pre-solve check's warnings of the job (a snapshot's `warnings`), listed under the title. */
+function showWarnings(warnings) {
+  const list = warnings ?? [];
+  $("#check-warnings ul").replaceChildren(...list.map((text) => h("li", { text })));
+  $("#check-warnings").hidden = list.length === 0;
+}
+
 async function finish(ending) {
   if (!current) return;
   const job = current;
@@ -102,6 +109,7 @@ function resetView(id) {
   $("#job-title").textContent = `Job ${id}`;
   $("#job-error").textContent = "";
   showVerdict(null, "queued");
+  showWarnings([]);
   $("#stage-words").textContent = describe(null);
   for (const sel of ["#items", "#best", "#eta"]) $(sel).textContent = "–";
   paintStageBar($("#stage-bar"), $("#stage-value"), 0);
@@ -123,6 +131,7 @@ export async function openJob(id) {
     return;
   }
   $("#job-title").textContent = snapshot.name || `Job ${id}`;
+  showWarnings(snapshot.warnings);
   if (snapshot.latest) applyEvent(snapshot.latest);
   setStatus(snapshot.status);
   if (TERMINAL.has(snapshot.status)) return finish(snapshot);
