@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from aiohttp import web
-
 from app import config as settings
 from app.auth import ADMIN_TOKEN_FILE, Auth
 from app.terminal import Outcome, ProgressBar, cost_table
@@ -35,7 +33,8 @@ class UserError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app.web_app import AccessLogger, create_app  # the web stack loads only for `serve`
+    from app import serving  # the web stack loads only for `serve`
+    from app.web_app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -48,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Open this once to log in as admin:\n    http://{host}:{config.port}/?token={generated}", flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
-    web.run_app(create_app(config, auth), host=config.host, port=config.port, print=None, access_log_class=AccessLogger)
+    serving.run(create_app(config, auth), config)  # web.run_app, plus the connection caps
     return 0
 
 

@@ -18,6 +18,21 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
+def _count(text: str) -> int:
+    """A limit that is a whole number >= 0 (argparse and `load` report the ValueError)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text} is negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise ValueError(f"{text} is not a positive number of seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -34,6 +49,11 @@ class Config:
     max_time_limit: float = 3600.0
     max_attempts: int = 3
     event_log: int = 1000
+    body_timeout: float = 30.0
+    max_connections: int = 2000
+    max_connections_per_client: int = 100
+    max_streams: int = 1000
+    max_streams_per_user: int = 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,11 @@ SETTINGS = (
     Setting("max_time_limit", float, "largest time limit a job may ask for, seconds"),
     Setting("max_attempts", int, "runs of a job interrupted by restarts before it fails"),
     Setting("event_log", int, "progress events kept per job"),
+    Setting("body_timeout", _seconds, "seconds a client may take to send a request body; slower ones get 408 and are closed"),
+    Setting("max_connections", _count, "open connections in total; more are answered 503 and closed (0: no cap)"),
+    Setting("max_connections_per_client", _count, "open connections per client address (0: no cap, e.g. behind a proxy)"),
+    Setting("max_streams", _count, "open event streams in total (0: no cap)"),
+    Setting("max_streams_per_user", _count, "open event streams per user (0: no cap)"),
 )
 
 

@@ -11,7 +11,7 @@ still learns how the job ended.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -29,6 +29,7 @@ class HubStats:
     events_published: int = 0
     events_coalesced: int = 0  # progress events a slow subscriber never saw
     subscribers_refused: int = 0  # turned away because max_subscribers were open
+    subscribers_refused_user: int = 0  # turned away because their user had max_per_user open
     open_connections: int = 0
     events_sent: int = 0  # SSE events written (heartbeats not counted)
     subscribers_dropped: int = 0  # socket unwritable past write_timeout
@@ -37,8 +38,9 @@ class HubStats:
 class Subscription:
     """An async iterator of one job's events; ends when closed."""
 
-    def __init__(self, hub: Hub, job_id: str, queue_size: int) -> None:
+    def __init__(self, hub: Hub, job_id: str, queue_size: int, user: str | None = None) -> None:
         self.job_id = job_id
+        self.user = user
         self._hub = hub
         self._queue_size = queue_size
         self._backlog: deque[ProgressEvent] = deque()
@@ -102,8 +104,10 @@ class Hub:
     """Routes each published event to the subscriptions of its job.
 
     Also holds the fan-out limits its streams obey: `write_timeout`, seconds a
-    subscriber's socket may stay unwritable before the stream drops it, and
-    `max_subscribers` open at once (more are refused, as during shutdown).
+    subscriber's socket may stay unwritable before the stream drops it,
+    `max_subscribers` open at once and `max_per_user` open by one user (more
+    are refused, as during shutdown; None: no cap). The per-user cap keeps one
+    user from holding every stream and locking everyone else out.
     """
 
     def __init__(
@@ -111,7 +115,8 @@ class Hub:
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
-        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
+        max_per_user: int | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -120,6 +125,8 @@ class Hub:
         self.stats = HubStats()
         self.write_timeout = write_timeout
         self.max_subscribers = max_subscribers
+        self.max_per_user = max_per_user
+        self._by_user: Counter[str] = Counter()
         self._queue_size = queue_size
         self._by_job: dict[str, set[Subscription]] = {}
         self._count = 0
@@ -139,18 +146,28 @@ class Hub:
         for subscription in tuple(self._by_job.get(event.job_id, ())):
             subscription.offer(event)
 
-    def subscribe(self, job_id: str) -> Subscription:
-        """A new subscription; already closed when shutting down or full."""
-        subscription = Subscription(self, job_id, self._queue_size)
+    def subscribe(self, job_id: str, user: str | None = None) -> Subscription:
+        """A new subscription of `user` (None: not counted per user); already
+        closed when shutting down or when the total or the user's cap is reached."""
+        subscription = Subscription(self, job_id, self._queue_size, user)
         if self._closed:
             subscription.close()
-        elif self.subscriber_count >= self.max_subscribers:
+        elif self.max_subscribers is not None and self.subscriber_count >= self.max_subscribers:
             self.stats.subscribers_refused += 1
+            subscription.close()
+        elif user is not None and self.max_per_user is not None and self._by_user[user] >= self.max_per_user:
+            self.stats.subscribers_refused_user += 1
             subscription.close()
         else:
             self._by_job.setdefault(job_id, set()).add(subscription)
             self._count += 1
+            if user is not None:
+                self._by_user[user] += 1
         return subscription
+
+    def user_count(self, user: str) -> int:
+        """Open subscriptions of `user`."""
+        return self._by_user[user]
 
     def discard(self, subscription: Subscription) -> None:
         """Forget `subscription` (called by `Subscription.close`)."""
@@ -159,6 +176,10 @@ class Hub:
             return
         subs.remove(subscription)
         self._count -= 1
+        if subscription.user is not None:
+            self._by_user[subscription.user] -= 1
+            if not self._by_user[subscription.user]:
+                del self._by_user[subscription.user]  # no entry per user who ever watched
         if not subs:
             del self._by_job[subscription.job_id]
 

@@ -1,15 +1,16 @@
 """Prometheus metrics of one app, in its own registry (so several apps in one process,
-as in tests, never share or clash)."""
+as in tests, never share or clash): jobs, SSE streams, connections and their limits."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from app.connections import ConnectionStats
 from app.hub import HubStats
 from saga.events import TERMINAL, ProgressEvent
 
@@ -17,30 +18,55 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 SOLVE_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-class _HubCollector(Collector):
-    """Reads the hub's counters at scrape time, so the streams keep plain integers."""
+class _AtScrape(Collector):
+    """Reads plain counters at scrape time, so the code that keeps them (hub, streams,
+    connection guard) needs no Prometheus types."""
 
-    def __init__(self, stats: HubStats) -> None:
-        self._stats = stats
+    def __init__(self, read: Callable[[], Iterator[Metric]]) -> None:
+        self._read = read
 
     def collect(self) -> Iterator[Metric]:
-        s = self._stats
-        yield GaugeMetricFamily("timetabler_sse_connections", "Open SSE connections", value=s.open_connections)
-        yield CounterMetricFamily("timetabler_sse_events_sent", "Events written to SSE clients", value=s.events_sent)
-        yield CounterMetricFamily(
-            "timetabler_sse_events_coalesced", "Progress events skipped for slow SSE clients", value=s.events_coalesced
-        )
-        yield CounterMetricFamily(
-            "timetabler_sse_subscribers_dropped", "SSE clients cut off for staying unwritable", value=s.subscribers_dropped
-        )
+        return self._read()
+
+
+def _by_limit(name: str, documentation: str, **counts: int) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=["limit"])
+    for limit, count in counts.items():
+        family.add_metric([limit], count)
+    return family
+
+
+def _hub_metrics(s: HubStats) -> Iterator[Metric]:
+    yield GaugeMetricFamily("timetabler_sse_connections", "Open SSE connections", value=s.open_connections)
+    yield CounterMetricFamily("timetabler_sse_events_sent", "Events written to SSE clients", value=s.events_sent)
+    yield CounterMetricFamily(
+        "timetabler_sse_events_coalesced", "Progress events skipped for slow SSE clients", value=s.events_coalesced
+    )
+    yield CounterMetricFamily(
+        "timetabler_sse_subscribers_dropped", "SSE clients cut off for staying unwritable", value=s.subscribers_dropped
+    )
+    yield _by_limit("timetabler_sse_refused", "SSE streams refused, by the limit reached",
+                    total=s.subscribers_refused, user=s.subscribers_refused_user)
+
+
+def _connection_metrics(s: ConnectionStats) -> Iterator[Metric]:
+    yield GaugeMetricFamily("timetabler_connections_open", "Open client connections", value=s.open)
+    yield _by_limit("timetabler_connections_refused", "Connections refused, by the cap reached",
+                    total=s.refused_total, client=s.refused_client)
+    yield CounterMetricFamily(
+        "timetabler_request_body_timeouts", "Requests whose body did not arrive in time (408)", value=s.body_timeouts
+    )
 
 
 class Metrics:
-    """Job counts and solve times, followed from published events, plus the hub's SSE counters."""
+    """Job counts and solve times, followed from published events, plus the hub's SSE
+    counters and the connection guard's."""
 
-    def __init__(self, hub_stats: HubStats) -> None:
+    def __init__(self, hub_stats: HubStats, connection_stats: ConnectionStats | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_HubCollector(hub_stats))
+        self.registry.register(_AtScrape(lambda: _hub_metrics(hub_stats)))
+        if connection_stats is not None:
+            self.registry.register(_AtScrape(lambda: _connection_metrics(connection_stats)))
         self.active_jobs = Gauge(
             "timetabler_jobs_active", "Jobs queued or running, by status", ["status"], registry=self.registry
         )

@@ -10,7 +10,9 @@ from aiohttp.abc import AbstractAccessLogger
 
 from app import auth, cors, web_events, web_jobs, web_misc, web_static
 from app.auth import Auth
+from app.body_limits import body_limits_middleware, too_large
 from app.config import Config
+from app.connections import CONNECTIONS, guard_of
 from app.hub import Hub
 from app.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
 from app.metrics import Metrics
@@ -30,13 +32,6 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, request.path, response.status, time)
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n} bytes"
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     """Every error leaves as JSON `{"error", "detail"}`; unexpected ones are logged, not shown."""
@@ -45,8 +40,7 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
     except ApiError as err:
         return err.response()
     except web.HTTPRequestEntityTooLarge:
-        limit = _size(request.app[CONFIG].max_body)
-        return json_error(413, "payload_too_large", f"The request body is larger than the {limit} limit.")
+        return too_large(request.app[CONFIG].max_body)
     except web.HTTPException as err:
         if err.status < 400:
             raise
@@ -63,11 +57,12 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
     """The app for `config`; `auth_` defaults to the one the data dir and config describe."""
     app = web.Application(
         client_max_size=config.max_body,
-        middlewares=[error_middleware, cors.preflight_middleware, auth.auth_middleware],
+        middlewares=[error_middleware, body_limits_middleware, cors.preflight_middleware, auth.auth_middleware],
     )
     store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
-    hub = Hub()
-    metrics = Metrics(hub.stats)
+    hub = Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None)
+    app[CONNECTIONS] = guard = guard_of(config.max_connections, config.max_connections_per_client)
+    metrics = Metrics(hub.stats, guard.stats)
     service = JobService(store, hub, metrics)
     service.runner = runner = JobRunner(service, service, slots=config.slots)
     app[CONFIG], app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = config, store, hub, metrics, service, runner

@@ -1,9 +1,10 @@
 """`GET /api/jobs/{id}/events`: a job's progress as server-sent events.
 
 Any status but 200 closes a browser's EventSource for good, so only a job the
-caller may not see gets an error (404). Shutdown, overload or a store outage
-answer 200 with the `retry` hint and end the stream: the browser comes back
-after `retry` milliseconds, with `Last-Event-ID`, and misses nothing.
+caller may not see gets an error (404). Shutdown, overload (too many streams
+in total or of this user) or a store outage answer 200 with the `retry` hint
+and end the stream: the browser comes back after `retry` milliseconds, with
+`Last-Event-ID`, and misses nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiohttp import web
 from app import sse
 from app.auth import visible_job
 from app.hub import Hub, Subscription
-from app.keys import CONFIG, HUB, STORE
+from app.keys import CONFIG, HUB, STORE, USER
 from app.store import JobRecord, Store
 from app.web_errors import ApiError
 from app.web_jobs import links
@@ -154,7 +155,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         log.exception("event stream of job %s: store unavailable", job_id)
         job = None
     # Subscribe before reading the log, so that nothing published meanwhile is lost.
-    with hub.subscribe(job_id) as subscription:
+    user = request.get(USER)
+    with hub.subscribe(job_id, user.name if user is not None else None) as subscription:
         response = web.StreamResponse(status=200, headers=sse.STREAM_HEADERS)
         await response.prepare(request)
         hub.stats.open_connections += 1

@@ -134,3 +134,13 @@ def test_subscribers_beyond_the_limit_are_refused() -> None:
     assert (hub.subscriber_count, hub.stats.subscribers_refused) == (2, 1)
     first.close()
     assert not hub.subscribe("c").closed
+
+
+def test_a_user_over_their_cap_is_refused_and_other_users_are_not() -> None:
+    hub = Hub(max_per_user=2)
+    mine = [hub.subscribe("a", "alice"), hub.subscribe("b", "alice")]
+    assert hub.subscribe("a", "alice").closed
+    assert not hub.subscribe("a", "bob").closed and not hub.subscribe("a").closed  # None: not counted per user
+    assert (hub.user_count("alice"), hub.stats.subscribers_refused_user, hub.stats.subscribers_refused) == (2, 1, 0)
+    mine[0].close()
+    assert hub.user_count("alice") == 1 and not hub.subscribe("c", "alice").closed
