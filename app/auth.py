@@ -1,32 +1,46 @@
-"""Who is calling: bearer tokens, session cookies, and the zero-set-up admin token.
+"""Who is calling: bearer tokens, session cookies, the first start's one-time login code.
 
-Tokens are compared in constant time and never logged. A session cookie carries
-the user name signed with HMAC under a secret kept in the data dir, so sessions
-survive restarts and EventSource (which cannot send headers) is authenticated.
+Tokens are never logged or stored: the service keeps each one's fingerprint, an HMAC
+under a secret kept in the data dir, and a session remembers the fingerprint of the
+token that opened it, so replacing a token ends its sessions. Sessions themselves are
+random and live in the store (app/sessions.py). Failed logins and unknown bearer
+tokens are counted per client address (app/ratelimit.py) and answered 429 past the limit.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
-from app.keys import AUTH, STORE, USER
+from app.keys import AUTH, CONFIG, SESSIONS, STORE, USER
+from app.proxy import client_address, is_https
+from app.ratelimit import FailureLimiter
+from app.request_body import json_body
+from app.sessions import SessionPolicy, Sessions
 from app.store import JobRecord
 from app.web_errors import ApiError, bad_request, not_found
 
+if TYPE_CHECKING:
+    from app.config import Config
+
+log = logging.getLogger(__name__)
 COOKIE = "timetabler_session"
 ADMIN_USER = "admin"
 ADMIN_TOKEN_FILE = "admin-token"
 SECRET_FILE = "session-secret"
 PUBLIC_PATHS = frozenset({"/api/session", "/api/health", "/api/openapi.json"})
+# A shorter token can be guessed; generated ones have 43 characters.
+MIN_TOKEN_LENGTH = 16
+LOGIN_FIELDS = ("token", "code")
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,17 @@ class TokenFileError(ValueError):
     pass
 
 
+def _bytes(text: str) -> bytes:
+    # JSON and headers can carry lone surrogates, which plain UTF-8 refuses: never a 500 for them.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _too_short(token: str) -> str | None:
+    if len(token) >= MIN_TOKEN_LENGTH:
+        return None
+    return f"is {len(token)} characters long; tokens must have at least {MIN_TOKEN_LENGTH}"
+
+
 def read_tokens_file(path: Path) -> dict[str, User]:
     """`TOKEN USER [admin]` per line; blank lines and `#` comments are skipped."""
     tokens: dict[str, User] = {}
@@ -48,6 +73,8 @@ def read_tokens_file(path: Path) -> dict[str, User]:
             continue
         if len(words) not in (2, 3) or (len(words) == 3 and words[2] != "admin"):
             raise TokenFileError(f"{path}: line {number}: expected 'TOKEN USER [admin]'")
+        if short := _too_short(words[0]):
+            raise TokenFileError(f"{path}: line {number}: the token of {words[1]} {short}")
         tokens[words[0]] = User(words[1], admin=len(words) == 3)
     return tokens
 
@@ -64,72 +91,139 @@ def _private_file(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     return value, True
 
 
+@dataclass(frozen=True)
+class LoginCode:
+    """The first start's one-time login code: only its hash is kept, until used or expired."""
+
+    digest: bytes
+    token_fp: str  # the admin token's, so the session it opens ends with that token
+    expires_at: float  # on Auth's monotonic clock
+
+
 class Auth:
-    def __init__(self, tokens: dict[str, User], secret: bytes) -> None:
-        self._tokens = tokens
-        self._users = {u.name: u for u in tokens.values()}
+    def __init__(self, tokens: dict[str, User], secret: bytes, *, failures: int = 10, window: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._secret = secret
+        # By fingerprint: a dict lookup of an HMAC the caller cannot predict reveals nothing by its timing.
+        self._by_fp = {self.fingerprint(token): user for token, user in tokens.items()}
+        self._clock = clock
+        self._code: LoginCode | None = None
+        # Logins and bearer tokens are separate doors, each with its own count per address.
+        self.login_limit = FailureLimiter(failures, window, clock=clock)
+        self.bearer_limit = FailureLimiter(failures, window, clock=clock)
 
     @classmethod
-    def load(cls, data_dir: Path, admin_token: str | None, tokens_file: Path | None) -> tuple[Auth, str | None]:
-        """The Auth of a data dir, and the admin token when it was generated just now (to show once)."""
+    def load(cls, data_dir: Path, admin_token: str | None, tokens_file: Path | None,
+             **limits: Any) -> tuple[Auth, str | None]:
+        """The Auth of a data dir, and the admin token when it was generated just now (to show once).
+        Raises ValueError (TokenFileError for the file) for a token shorter than MIN_TOKEN_LENGTH."""
         tokens = read_tokens_file(tokens_file) if tokens_file else {}
         generated = None
         if admin_token is None and not any(u.admin for u in tokens.values()):
             admin_token, created = _private_file(data_dir / ADMIN_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
             generated = admin_token if created else None
         if admin_token is not None:
+            if short := _too_short(admin_token):
+                raise ValueError(f"the admin token (--admin-token, TIMETABLER_ADMIN_TOKEN or {ADMIN_TOKEN_FILE}) {short}")
             tokens[admin_token] = User(ADMIN_USER, admin=True)
         secret, _ = _private_file(data_dir / SECRET_FILE, lambda: secrets.token_hex(32))
-        return cls(tokens, bytes.fromhex(secret)), generated
+        return cls(tokens, bytes.fromhex(secret), **limits), generated
+
+    @classmethod
+    def from_config(cls, config: Config) -> tuple[Auth, str | None]:
+        return cls.load(config.data_dir, config.admin_token, config.tokens,
+                        failures=config.login_failures, window=config.login_window)
+
+    def fingerprint(self, token: str) -> str:
+        return hmac.new(self._secret, _bytes(token), hashlib.sha256).hexdigest()
+
+    @property
+    def token_fps(self) -> frozenset[str]:
+        return frozenset(self._by_fp)
 
     def user_for_token(self, token: str) -> User | None:
-        # Compare against every token, matched or not, so timing reveals nothing.
-        found = None
-        for known, user in self._tokens.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
-                found = user
-        return found
+        return self._by_fp.get(self.fingerprint(token))
 
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
+    def user_for_fingerprint(self, token_fp: str) -> User | None:
+        return self._by_fp.get(token_fp)
 
-    def session_value(self, user: User) -> str:
-        name = base64.urlsafe_b64encode(user.name.encode()).decode()
-        return f"{name}.{self._sign(name)}"
+    def issue_login_code(self, ttl: float) -> str:
+        """A code that opens one admin session within `ttl` seconds (printed at first start)."""
+        admin = next(fp for fp, user in self._by_fp.items() if user.admin)
+        code = secrets.token_urlsafe(24)
+        self._code = LoginCode(hashlib.sha256(_bytes(code)).digest(), admin, self._clock() + ttl)
+        return code
 
-    def user_for_session(self, value: str) -> User | None:
-        name, _, signature = value.partition(".")
-        if not hmac.compare_digest(self._sign(name), signature):
+    def redeem_login_code(self, code: str) -> str | None:
+        """The admin token's fingerprint if `code` is the live one-time code, which it uses up."""
+        pending = self._code
+        if pending is None or self._clock() >= pending.expires_at:
+            self._code = None
             return None
-        try:
-            return self._users.get(base64.urlsafe_b64decode(name.encode()).decode())
-        except (ValueError, UnicodeDecodeError):
+        if not hmac.compare_digest(hashlib.sha256(_bytes(code)).digest(), pending.digest):
             return None
-
-    def user_of(self, request: web.Request) -> User | None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token:
-            return self.user_for_token(token.strip())
-        cookie = request.cookies.get(COOKIE)
-        return self.user_for_session(cookie) if cookie else None
+        self._code = None
+        return pending.token_fp
 
 
 def needs_user(request: web.Request) -> bool:
     return request.path.startswith("/api/") and request.path not in PUBLIC_PATHS
 
 
+def bearer_token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _refuse_if_limited(limiter: FailureLimiter, address: str, what: str) -> None:
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        raise ApiError(429, "too_many_failures", f"Too many {what} from your address; try again in {wait} s.",
+                       headers={"Retry-After": str(wait)})
+
+
+def _count_failure(limiter: FailureLimiter, address: str, what: str) -> None:
+    if limiter.failed(address):  # one line per block, not per guess
+        log.warning("client %s: %d %s within %g s; refusing its attempts for now", address, limiter.limit, what, limiter.window)
+
+
+async def session_user(request: web.Request, cookie: str) -> User | None:
+    """The user of a live session whose token is still configured; other sessions are ended."""
+    sessions = request.app[SESSIONS]
+    session = await sessions.find(cookie)
+    if session is None:
+        return None
+    found = request.app[AUTH].user_for_fingerprint(session.token_fp)
+    if found is None or found.name != session.user:  # its token was replaced or given to someone else
+        await sessions.close(cookie)
+        return None
+    return found
+
+
+async def user_of(request: web.Request) -> User | None:
+    auth = request.app[AUTH]
+    token = bearer_token(request)
+    if token is not None:
+        address = client_address(request, request.app[CONFIG].trust_proxy)
+        _refuse_if_limited(auth.bearer_limit, address, "unknown bearer tokens")
+        found = auth.user_for_token(token)
+        if found is None:
+            _count_failure(auth.bearer_limit, address, "unknown bearer tokens")
+        return found
+    cookie = request.cookies.get(COOKIE)
+    return await session_user(request, cookie) if cookie else None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     if request.method != "OPTIONS" and needs_user(request):
-        user = request.app[AUTH].user_of(request)
-        if user is None:
+        found = await user_of(request)
+        if found is None:
             raise ApiError(
                 401, "unauthorized", "Send 'Authorization: Bearer TOKEN' or log in with POST /api/session.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        request[USER] = user
+        request[USER] = found
     return await handler(request)
 
 
@@ -146,27 +240,65 @@ async def visible_job(request: web.Request, job_id: str) -> JobRecord:
     return job
 
 
+async def _login_field(request: web.Request) -> tuple[str, str]:
+    """("token" | "code", its value) from a JSON body with exactly one of them."""
+    # Only JSON: a cross-site form or no-cors fetch cannot send it without a preflight.
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the login as Content-Type: application/json.")
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise bad_request("Body must be a JSON object like {\"token\": \"...\"}.")
+    unknown = sorted(set(body) - set(LOGIN_FIELDS))
+    if unknown:
+        raise bad_request(f"Unknown field {unknown[0][:40]!r}: send 'token' or 'code'.")
+    given = [(name, body[name]) for name in LOGIN_FIELDS if name in body]
+    if len(given) != 1:
+        raise bad_request("Send exactly one of 'token' and 'code'.")
+    name, value = given[0]
+    if not isinstance(value, str) or not value:
+        raise bad_request(f"Field {name!r} must be a non-empty string.")
+    return name, value
+
+
 async def login(request: web.Request) -> web.Response:
-    """POST /api/session {"token"}: trade a token for an HttpOnly session cookie."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("Body must be JSON like {\"token\": \"...\"}.") from None
-    token = body.get("token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
-        raise bad_request("Field 'token' must be a non-empty string.")
-    auth = request.app[AUTH]
-    found = auth.user_for_token(token)
-    if found is None:
-        raise ApiError(401, "unauthorized", "That token is not valid.")
+    """POST /api/session {"token"} or {"code"}: open a session and hand out its HttpOnly cookie."""
+    kind, value = await _login_field(request)
+    auth, config = request.app[AUTH], request.app[CONFIG]
+    address = client_address(request, config.trust_proxy)
+    _refuse_if_limited(auth.login_limit, address, "failed logins")
+    token_fp = auth.fingerprint(value) if kind == "token" else auth.redeem_login_code(value)
+    found = auth.user_for_fingerprint(token_fp) if token_fp else None
+    if token_fp is None or found is None:
+        _count_failure(auth.login_limit, address, "failed logins")
+        detail = "That token is not valid." if kind == "token" else "That login link was used already or has expired."
+        raise ApiError(401, "unauthorized", detail)
+    sessions = request.app[SESSIONS]
+    await sessions.prune(auth.token_fps)  # logins are rare: a good moment to forget expired sessions
+    cookie = await sessions.open(found.name, token_fp)
+    log.info("session opened for %s from %s (by %s)", found.name, address, kind)
     response = web.json_response({"user": found.name, "admin": found.admin})
-    response.set_cookie(
-        COOKIE, auth.session_value(found), httponly=True, samesite="Strict", path="/", secure=request.secure
-    )
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="Strict", path="/",
+                        max_age=int(sessions.policy.lifetime), secure=is_https(request, config.trust_proxy))
     return response
 
 
-async def logout(_: web.Request) -> web.Response:
+async def logout(request: web.Request) -> web.Response:
+    """DELETE /api/session: end the session server-side, so a copy of the cookie is useless too."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        await request.app[SESSIONS].close(cookie)
     response = web.json_response({"user": None})
     response.del_cookie(COOKIE, path="/")
     return response
+
+
+async def _prune_at_start(app: web.Application) -> None:
+    gone = await app[SESSIONS].prune(app[AUTH].token_fps)
+    if gone:
+        log.info("ended %d expired or revoked sessions", gone)
+
+
+def setup(app: web.Application, config: Config) -> None:
+    """Sessions on the app's store; call after the store's start-up hook is registered."""
+    app[SESSIONS] = Sessions(app[STORE], SessionPolicy(config.session_idle, config.session_lifetime))
+    app.on_startup.append(_prune_at_start)

@@ -39,16 +39,23 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = settings.load(args)
-        auth, generated = Auth.load(config.data_dir, config.admin_token, config.tokens)
-    except (ValueError, OSError) as err:  # TokenFileError is a ValueError
+        auth, generated = Auth.from_config(config)
+    except (ValueError, OSError) as err:  # TokenFileError and a too-short token are ValueErrors
         raise UserError(str(err)) from None
     host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     if generated:
-        print(f"Open this once to log in as admin:\n    http://{host}:{config.port}/?token={generated}", flush=True)
+        # A one-time code, not the token: the link may linger in a terminal's scrollback or a log.
+        code = auth.issue_login_code(config.login_code_ttl)
+        print(f"Open this once, within {_duration(config.login_code_ttl)}, to log in as admin:\n"
+              f"    http://{host}:{config.port}/?code={code}", flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
     serving.run(create_app(config, auth), config)  # web.run_app, plus the connection caps
     return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
 
 
 def _read_instance(path: Path, time_limit: float) -> tuple[Instance, tuple[str, ...]]:

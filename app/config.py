@@ -33,6 +33,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _switch(text: str) -> bool:
+    """On or off; as a flag it takes no value (`--trust-proxy`), in the environment 1/0, true/false, yes/no, on/off."""
+    words = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+    if text.strip().lower() not in words:
+        raise ValueError(f"{text} is not one of 1/0, true/false, yes/no, on/off")
+    return words[text.strip().lower()]
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -54,6 +62,12 @@ class Config:
     max_connections_per_client: int = 100
     max_streams: int = 1000
     max_streams_per_user: int = 20
+    session_idle: float = 12 * 3600.0
+    session_lifetime: float = 7 * 24 * 3600.0
+    login_code_ttl: float = 900.0
+    login_failures: int = 10
+    login_window: float = 60.0
+    trust_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,12 @@ SETTINGS = (
     Setting("max_connections_per_client", _count, "open connections per client address (0: no cap, e.g. behind a proxy)"),
     Setting("max_streams", _count, "open event streams in total (0: no cap)"),
     Setting("max_streams_per_user", _count, "open event streams per user (0: no cap)"),
+    Setting("session_idle", _seconds, "seconds without a request after which a login session ends"),
+    Setting("session_lifetime", _seconds, "seconds after login after which a session ends, used or not"),
+    Setting("login_code_ttl", _seconds, "seconds the first start's one-time login link stays valid"),
+    Setting("login_failures", _count, "failed logins (and, apart, unknown bearer tokens) per client address per --login-window before 429 (0: no limit)"),
+    Setting("login_window", _seconds, "seconds over which --login-failures are counted"),
+    Setting("trust_proxy", _switch, "believe X-Forwarded-Proto/-Host/-For from a reverse proxy in front"),
 )
 
 
@@ -105,6 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; unset flags stay None so the environment can fill them."""
     for s in SETTINGS:
         default = s.default if s.default not in (None, ()) else "none"
+        if s.parse is _switch:  # a bare flag turns it on
+            parser.add_argument(s.flag, dest=s.name, action="store_const", const=True, default=None,
+                                help=f"{s.help} [{s.env}, default off]")
+            continue
         parser.add_argument(s.flag, dest=s.name, type=s.parse, default=None, help=f"{s.help} [{s.env}, default {default}]")
 
 

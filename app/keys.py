@@ -7,7 +7,8 @@
 - METRICS: the `app.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
 - RUNNER: the `saga.runner.JobRunner` executing jobs.
 - SERVICE: the `app.service.JobService` (submit, cancel, per-user active counts).
-- AUTH: the `app.auth.Auth` (tokens, sessions).
+- AUTH: the `app.auth.Auth` (tokens, login code, failed-login limits).
+- SESSIONS: the `app.sessions.Sessions` (login sessions, kept in the store).
 
 The auth middleware puts the caller's `app.auth.User` in `request[USER]` for every
 /api route except POST/DELETE /api/session, and `app.auth.visible_job(request, job_id)`
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from app.hub import Hub
     from app.metrics import Metrics
     from app.service import JobService
+    from app.sessions import Sessions
     from app.store import Store
     from saga.runner import JobRunner
 
@@ -36,4 +38,5 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
 SERVICE: web.AppKey[JobService] = web.AppKey("service")
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 USER: web.RequestKey[User] = web.RequestKey("user")

@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from app import auth, cors, web_events, web_jobs, web_misc, web_static
+from app import auth, cors, csrf, web_events, web_jobs, web_misc, web_static
 from app.auth import Auth
 from app.body_limits import body_limits_middleware, too_large
 from app.config import Config
@@ -57,7 +57,7 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
     """The app for `config`; `auth_` defaults to the one the data dir and config describe."""
     app = web.Application(
         client_max_size=config.max_body,
-        middlewares=[error_middleware, body_limits_middleware, cors.preflight_middleware, auth.auth_middleware],
+        middlewares=[error_middleware, body_limits_middleware, cors.preflight_middleware, csrf.csrf_middleware, auth.auth_middleware],
     )
     store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
     hub = Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None)
@@ -66,9 +66,10 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
     service = JobService(store, hub, metrics)
     service.runner = runner = JobRunner(service, service, slots=config.slots)
     app[CONFIG], app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = config, store, hub, metrics, service, runner
-    app[AUTH] = auth_ or Auth.load(config.data_dir, config.admin_token, config.tokens)[0]
+    app[AUTH] = auth_ or Auth.from_config(config)[0]
 
     app.on_startup.append(_start)
+    auth.setup(app, config)  # sessions on the store; forgets expired ones once the store is up
     app.on_shutdown.append(web_events.close_streams)
     app.on_cleanup.append(_stop)
     app.on_response_prepare.append(cors.add_headers)

@@ -85,14 +85,16 @@ END.
 ZERO_ROOM_CTT = TOY_CTT.replace("Rooms: 3", "Rooms: 4").replace("C 40\n", "C 40\nD 0\n")
 ZERO_ROOM_WARNING = "Room D has capacity 0: every lecture placed there costs its students."
 
-ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in ("tok-alice", "tok-bob", "tok-root"))
+# Tokens of 16+ characters: the service refuses shorter ones at start-up.
+ALICE_TOKEN, BOB_TOKEN, ROOT_TOKEN = "tok-alice-0123456789", "tok-bob-0123456789ab", "tok-root-0123456789a"
+ALICE, BOB, ROOT = ({"Authorization": f"Bearer {t}"} for t in (ALICE_TOKEN, BOB_TOKEN, ROOT_TOKEN))
 Client = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     tokens = tmp_path / "tokens"
-    tokens.write_text("tok-alice alice\ntok-bob bob\ntok-root root admin\n")
+    tokens.write_text(f"{ALICE_TOKEN} alice\n{BOB_TOKEN} bob\n{ROOT_TOKEN} root admin\n")
     return Config(data_dir=tmp_path / "data", tokens=tokens, slots=1, max_body=64 * 1024, time_limit=2)
 
 

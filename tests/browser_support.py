@@ -49,6 +49,8 @@ class Service:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    args: tuple[str, ...] = ()  # more `serve` flags
+    admin_token: str | None = TOKEN  # None: the service generates one and prints a login link
 
     @property
     def url(self) -> str:
@@ -57,8 +59,10 @@ class Service:
     def start(self) -> None:
         self.starts += 1
         log = open(self.data_dir.parent / f"service-{self.starts}.log", "wb")
-        env = {**os.environ, "TIMETABLER_ADMIN_TOKEN": TOKEN}
-        command = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETABLER_")}
+        if self.admin_token is not None:
+            env["TIMETABLER_ADMIN_TOKEN"] = self.admin_token
+        command = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), *self.args]
         # Own process group: stopping the service also stops its solver children.
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -86,8 +90,8 @@ class Service:
         logs = sorted(self.data_dir.parent.glob("service-*.log"))
         return logs[-1].read_text(errors="replace")[-2000:] if logs else ""
 
-    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+    def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.admin_token or TOKEN}", **(headers or {})}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=10, **kwargs)
 
 
@@ -130,7 +134,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture()
 def page_at(browser: object) -> Iterator[Callable[..., object]]:
-    """`page_at(service, width=1280)`: a fresh page logged in through the one-time URL."""
+    """`page_at(service, width=1280)`: a fresh page, logging in with `token` through the form."""
     contexts = []
 
     def open_page(service: Service, width: int = 1280, token: str = TOKEN) -> object:
@@ -138,7 +142,9 @@ def page_at(browser: object) -> Iterator[Callable[..., object]]:
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(20_000)
-        page.goto(f"{service.url}/?token={token}")
+        page.goto(service.url)
+        page.locator("#token").fill(token)
+        page.keyboard.press("Enter")
         return page
 
     yield open_page

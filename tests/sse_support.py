@@ -25,7 +25,7 @@ from app.web_app import error_middleware
 from app.web_events import close_streams, stream
 from saga.events import QUEUED, RUNNING, TERMINAL, ProgressEvent
 
-ALICE, BOB = "token-alice", "token-bob"
+ALICE, BOB = "token-alice-0123456", "token-bob-01234567"  # 16+ characters, as the service requires
 WAIT = 10.0  # seconds any single expectation may take before the test fails
 
 

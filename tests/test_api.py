@@ -25,7 +25,7 @@ from saga.jobs import JobOutcome
 from solver.evaluate import evaluate
 from solver.timetable import Timetable
 from tests.app_support import (
-    ALICE, BOB, INCOMPLETE_CTT, ROOT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING, Client, config, error_of, finished,
+    ALICE, BOB, BOB_TOKEN, INCOMPLETE_CTT, ROOT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING, Client, config, error_of, finished,
     start, submit,
 )
 
@@ -163,10 +163,10 @@ async def test_session_cookie_stands_in_for_the_token(aiohttp_client: Client, co
     client, _ = await start(aiohttp_client, config)
     await error_of(await client.post("/api/session", json={"token": "wrong"}), 401)
     await error_of(await client.post("/api/session", json={"token": 5}), 400)
-    resp = await client.post("/api/session", json={"token": "tok-bob"})
+    resp = await client.post("/api/session", json={"token": BOB_TOKEN})
     assert await resp.json() == {"user": "bob", "admin": False}
     cookie = resp.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "tok-bob" not in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and BOB_TOKEN not in cookie
     assert (await client.get("/api/jobs")).status == 200  # the client's cookie jar sends it
     await client.delete("/api/session")
     await error_of(await client.get("/api/jobs"), 401)

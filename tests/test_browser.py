@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import signal
+from pathlib import Path
 
+import httpx
 import pytest
 
+from app.auth import COOKIE
 from solver.evaluate import HARD, SOFT
 from tests.app_support import INCOMPLETE_CTT
 from tests.browser_support import (  # noqa: F401 (fixtures)
@@ -68,7 +71,6 @@ def assert_grid_matches_api(page: object, service: Service, job_id: str, total: 
 
 def test_a_job_runs_to_a_full_grid_with_a_monotonic_bar(service: Service, page_at: object) -> None:
     page = page_at(service)
-    assert "token=" not in page.url  # the one-time login URL is stripped from the address bar
     job_id = submit_sample(page, SAMPLE, 6)
 
     page.wait_for_function("() => Number(document.querySelector('#overall').getAttribute('aria-valuenow')) >= 20")
@@ -217,7 +219,6 @@ def test_a_wrong_token_and_a_bad_upload_get_clear_messages(service: Service, pag
     assert "not accepted" in message.inner_text()
     body = page.locator("body").inner_text()
     assert "Traceback" not in body and "at " + "http" not in body
-    assert "token=" not in page.url
 
     page.locator("#token").fill(TOKEN)
     page.keyboard.press("Enter")
@@ -266,3 +267,37 @@ def test_a_broken_stream_falls_back_to_polling_every_5_s_and_returns_to_live(ser
     wait_for_status(page, "cancelled", 30)
     states = page.evaluate("window.connection")
     assert states.index("polling") < len(states) - 1 - states[::-1].index("live")
+
+
+def test_the_first_start_login_link_works_once_and_logout_ends_the_session(tmp_path: Path, browser: object) -> None:
+    service = Service(tmp_path / "data", admin_token=None)  # so the service makes a token and prints a link
+    service.data_dir.mkdir()
+    service.start()
+    contexts = [browser.new_context(), browser.new_context()]
+    try:
+        printed = (tmp_path / "service-1.log").read_text()
+        link = re.search(r"http://127\.0\.0\.1:\d+/\?code=[\w-]+", printed).group(0)
+        token = (service.data_dir / "admin-token").read_text().strip()
+        assert token not in printed
+
+        page = contexts[0].new_page()
+        page.goto(link)
+        page.locator("#jobs-view").wait_for(state="visible")
+        assert page.locator("#user").inner_text() == "admin (admin)"
+        assert "code=" not in page.url  # out of the address bar and the history
+
+        again = contexts[1].new_page()  # the same link, in another browser: used up
+        again.goto(link)
+        message = again.locator("#login-error")
+        message.wait_for(state="visible")
+        assert "used already or has expired" in message.inner_text() and "code=" not in again.url
+
+        cookie = next(c["value"] for c in contexts[0].cookies() if c["name"] == COOKIE)
+        page.locator("#logout").click()
+        page.locator("#login-view").wait_for(state="visible")
+        replayed = httpx.get(f"{service.url}/api/jobs", headers={"Cookie": f"{COOKIE}={cookie}"}, timeout=10)
+        assert replayed.status_code == 401  # logging out ended the session on the server, not only in the browser
+    finally:
+        for context in contexts:
+            context.close()
+        service.stop()

@@ -110,9 +110,24 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     assert tokens_bad.returncode == 2 and "line 1" in tokens_bad.stderr and tokens_bad.stderr.count("\n") == 1
 
 
-def _serve_once(tmp_path: Path, port: int) -> tuple[str, str]:
-    """Start `timetabler serve` on a fresh-or-kept data dir, log in with what it printed,
-    follow the login link, stop it; (what it printed, its log)."""
+def test_serve_refuses_tokens_shorter_than_16_characters(tmp_path: Path) -> None:
+    (tmp_path / "tokens").write_text("long-enough-token-1 alice\nshort-token bob\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for flags, expected in (
+        (["--tokens", "tokens"], "line 2: the token of bob is 11 characters long; tokens must have at least 16"),
+        (["--admin-token", "too-short"], "the admin token (--admin-token, TIMETABLER_ADMIN_TOKEN or admin-token) is 9"),
+    ):
+        # Before the check the service would start and serve: the timeout makes that a failure.
+        run = subprocess.run([sys.executable, "-m", "app", "serve", "--port", str(free_port()), "--data-dir", "d", *flags],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1 and expected in run.stderr, run.stderr
+        assert "short-token" not in run.stderr and "too-short" not in run.stderr  # the message never shows a token
+
+
+def _serve_once(tmp_path: Path, port: int) -> tuple[str, str, list[int]]:
+    """Start `timetabler serve` on a fresh-or-kept data dir, call it with the token, trade
+    the printed login link's code for a session twice, stop it; (what it printed, its log,
+    the two logins' statuses, empty when no link was printed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMETABLER_")}
     command = [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", "data"]
     with subprocess.Popen(command, cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
@@ -125,11 +140,15 @@ def _serve_once(tmp_path: Path, port: int) -> tuple[str, str]:
             wait_until(lambda: _answers(f"http://127.0.0.1:{port}/api/health"), 30, "the service")
             headers = {"Authorization": f"Bearer {token}"}
             assert httpx.get(f"http://127.0.0.1:{port}/api/jobs", headers=headers).status_code == 200
-            assert httpx.get(f"http://127.0.0.1:{port}/?token={token}").status_code == 200
+            codes = re.findall(r"\?code=([\w-]+)", printed)
+            logins = []
+            for code in codes * 2:
+                assert httpx.get(f"http://127.0.0.1:{port}/?code={code}").status_code == 200  # the page
+                logins.append(httpx.post(f"http://127.0.0.1:{port}/api/session", json={"code": code}).status_code)
         finally:
             service.terminate()
         _, log = service.communicate(timeout=30)
-    return printed, log
+    return printed, log, logins
 
 
 def _answers(url: str) -> bool:
@@ -141,10 +160,14 @@ def _answers(url: str) -> bool:
 
 def test_first_start_prints_a_one_time_login_url_and_never_logs_the_token(tmp_path: Path) -> None:
     port = free_port()
-    printed, log = _serve_once(tmp_path, port)
+    printed, log, logins = _serve_once(tmp_path, port)
     token = (tmp_path / "data" / "admin-token").read_text().strip()
-    assert printed.splitlines() == ["Open this once to log in as admin:", f"    http://127.0.0.1:{port}/?token={token}"]
-    assert "GET / 200" in log and token not in log  # the access log drops the query string
+    lines = printed.splitlines()
+    assert lines[0] == "Open this once, within 15 minutes, to log in as admin:"
+    assert re.fullmatch(rf"    http://127\.0\.0\.1:{port}/\?code=[\w-]{{20,}}", lines[1]) and token not in printed
+    assert logins == [200, 401]  # the code opens one session, then it is spent
+    code = lines[1].rsplit("=", 1)[1]
+    assert "GET / 200" in log and token not in log and code not in log  # the access log drops the query string
     assert oct((tmp_path / "data" / "admin-token").stat().st_mode & 0o777) == "0o600"
-    printed_again, log = _serve_once(tmp_path, port)  # the token is kept, not shown again
-    assert token not in printed_again + log and "admin-token" in printed_again
+    printed_again, log, logins = _serve_once(tmp_path, port)  # the token is kept, not shown again
+    assert token not in printed_again + log and "admin-token" in printed_again and logins == []

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from app.config import Config
 from app.openapi import SPEC
 from app.web_app import create_app
-from tests.app_support import ALICE, BOB, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
+from tests.app_support import ALICE, ALICE_TOKEN, BOB, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
 
 __all__ = ["config"]  # a fixture, used by name
 PAGE_ROUTES = {"/", "/static"}  # the browser page, not part of the API
@@ -85,7 +85,7 @@ async def test_real_responses_match_the_spec(aiohttp_client: Client, config: Con
     client, app = await start(aiohttp_client, config)
     job = "/api/jobs/{id}"
     assert await check(client, "GET", "/api/jobs", "/api/jobs") == 401
-    assert await check(client, "POST", "/api/session", "/api/session", json={"token": "tok-alice"}) == 200
+    assert await check(client, "POST", "/api/session", "/api/session", json={"token": ALICE_TOKEN}) == 200
     assert await check(client, "POST", "/api/session", "/api/session", json={"token": "bad"}) == 401
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data="bad", headers={**ALICE, "Content-Type": "text/plain"}) == 400
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data="x" * 70_000, headers={**ALICE, "Content-Type": "text/plain"}) == 413

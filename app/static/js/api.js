@@ -54,6 +54,7 @@ export async function request(method, path, body) {
 
 export const api = {
   login: (token) => request("POST", "/api/session", { token }),
+  loginWithCode: (code) => request("POST", "/api/session", { code }),
   logout: () => request("DELETE", "/api/session"),
   jobs: () => request("GET", "/api/jobs?limit=50"),
   job: (id) => request("GET", `/api/jobs/${encodeURIComponent(id)}`),

@@ -49,32 +49,48 @@ async function login(token) {
 }
 
 function loginFailed(error) {
-  const message = error.status === 401 || error.status === 403
+  // 429 (too many failed logins) says in its detail when to try again.
+  const message = error.status === 401
     ? "That token was not accepted. Check it and try again."
     : `Could not log in: ${error.detail}`;
   showLogin();
   $("#login-error").textContent = message;
 }
 
-/** The service prints a one-time login URL with ?token=…; use it once and strip it. */
-function tokenFromUrl() {
+const LINK_SPENT = "This login link was used already or has expired. " +
+  "Log in with the token kept in the data dir's admin-token file.";
+
+/** The service's first start prints a login URL with a one-time ?code=…; take it out of
+ * the address bar (and history) before anything else, then trade it for a session. An old
+ * ?token=… link is taken out too, unused: a token does not belong in a URL. */
+function codeFromUrl() {
   const url = new URL(location.href);
-  const token = url.searchParams.get("token");
-  if (token === null) return null;
+  const code = url.searchParams.get("code");
+  if (code === null && !url.searchParams.has("token")) return null;
+  url.searchParams.delete("code");
   url.searchParams.delete("token");
   history.replaceState(null, "", url.pathname + url.search + url.hash);
-  return token;
+  return code;
 }
 
 async function start() {
-  const token = tokenFromUrl();
-  if (token) return login(token).catch(loginFailed);
+  const code = codeFromUrl();
+  let spent = false;
+  if (code) {
+    try {
+      return loggedInAs(await api.loginWithCode(code));
+    } catch (error) {
+      if (error.status !== 401) return loginFailed(error);
+      spent = true; // but this browser may still have a session from the first use
+    }
+  }
   try {
     await api.jobs();
     loggedInAs(null);
   } catch (error) {
-    if (error.status === 401) showLogin();
-    else loginFailed(error);
+    if (error.status !== 401) return loginFailed(error);
+    showLogin();
+    if (spent) $("#login-error").textContent = LINK_SPENT;
   }
 }
 
