@@ -26,12 +26,16 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "Bad input; detail names the field or line", 401: "No valid token or session",
              404: "No such job (or not yours)", 405: "Method not allowed", 413: "Body over the size limit",
-             415: "Unsupported content type", 429: "Too many active jobs for this user", 503: "Store unreachable"}
+             415: "Unsupported content type", 503: "Store unreachable",
+             403: "Cross-site request refused: a session cookie from a page that is not this service's (or a --cors-origin)",
+             429: "Too many active jobs for this user, or too many failed logins / unknown bearer tokens from this"
+                  " address (Retry-After says when to try again)"}
     return {str(c): _json(_ref("Error"), words[c]) for c in codes}
 
 
 def _op(summary: str, responses: dict[str, Any], *, public: bool = False, **extra: Any) -> dict[str, Any]:
-    op = {"summary": summary, "responses": {**responses, **({} if public else _errors(401))}, **extra}
+    # A bad bearer token is 401, and 429 once an address has sent too many of them.
+    op = {"summary": summary, "responses": {**responses, **({} if public else _errors(401, 429))}, **extra}
     if public:
         op["security"] = []
     return op
@@ -99,14 +103,17 @@ SUBMIT_BODY = {
 
 PATHS: dict[str, Any] = {
     "/api/session": {
-        "post": _op("Trade a token for an HttpOnly session cookie", {
+        "post": _op("Trade a token, or the first start's one-time login code, for an HttpOnly session cookie", {
             "200": _json(_obj(["user", "admin"], user={"type": "string"}, admin={"type": "boolean"}), "Logged in"),
-            **_errors(400, 401)}, public=True,
-            requestBody={"required": True, "content": {JSON: {"schema": _obj(["token"], token={"type": "string"})}}}),
-        "delete": _op("Log out (clear the cookie)", {"200": _json({"type": "object"}, "Logged out")}, public=True),
+            **_errors(400, 401, 403, 415, 429)}, public=True,
+            requestBody={"required": True, "content": {JSON: {"schema": {
+                "description": "exactly one of token and code",
+                "oneOf": [_obj(["token"], token={"type": "string"}), _obj(["code"], code={"type": "string"})]}}}}),
+        "delete": _op("Log out: end the session on the server and clear the cookie",
+                      {"200": _json({"type": "object"}, "Logged out"), **_errors(403)}, public=True),
     },
     "/api/jobs": {
-        "post": _op("Submit an instance to solve", {"202": _json(_ref("Accepted"), "Queued"), **_errors(400, 413, 415, 429)},
+        "post": _op("Submit an instance to solve", {"202": _json(_ref("Accepted"), "Queued"), **_errors(400, 403, 413, 415)},
                     requestBody=SUBMIT_BODY, parameters=[_query(k, v, k) for k, v in OPTIONS.items()]),
         "get": _op("The caller's jobs, newest first (an admin sees all)", {
             "200": _json(_obj(["jobs", "total", "limit", "offset"], jobs={"type": "array", "items": _ref("Job")},
@@ -121,7 +128,7 @@ PATHS: dict[str, Any] = {
         "delete": _op("Cancel a job (idempotent)", {
             "200": _json(_obj(["status"], status={"type": "string"}), "Already finished; its final status"),
             "202": _json(_obj(["status"], status={"type": "string", "enum": ["stopping", "cancelled"]}), "Stopping"),
-            **_errors(404)}),
+            **_errors(403, 404)}),
     },
     "/api/jobs/{id}/timetable": {
         "parameters": [JOB_ID],

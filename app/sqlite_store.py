@@ -16,7 +16,7 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from app.store import JobRecord
+from app.store import JobRecord, SessionRecord
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
 from solver.ctt import parse_ctt
@@ -48,6 +48,13 @@ JOB_COLUMNS = ", ".join(f.name for f in fields(JobRecord))
 # the default for the jobs it already holds.
 ADDED_JOB_COLUMNS = {"warnings": "TEXT NOT NULL DEFAULT '[]'"}
 INSTANCE_CACHE = 32  # parsed instances kept for get_result, by job id
+SESSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    key TEXT PRIMARY KEY, user TEXT NOT NULL, token_fp TEXT NOT NULL,
+    created_at REAL NOT NULL, seen_at REAL NOT NULL
+);
+"""
+SESSION_COLUMNS = ", ".join(f.name for f in fields(SessionRecord))
 
 
 def _cost_json(cost: Cost | None) -> str | None:
@@ -85,6 +92,7 @@ class SqliteStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        db.executescript(SESSIONS_SCHEMA)
         have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         for column, kind in ADDED_JOB_COLUMNS.items():
             if column not in have:
@@ -211,6 +219,33 @@ class SqliteStore:
             return (await self._run(self._rows, "SELECT 1")) == [(1,)]
         except (sqlite3.Error, RuntimeError):
             return False
+
+    # Sessions (app/sessions.py): small rows, one write per login, logout and idle refresh.
+
+    async def put_session(self, session: SessionRecord) -> None:
+        await self._run(self._write, f"INSERT OR REPLACE INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                        astuple(session))
+
+    async def get_session(self, key: str) -> SessionRecord | None:
+        rows = await self._run(self._rows, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE key = ?", (key,))
+        return SessionRecord(*rows[0]) if rows else None
+
+    async def touch_session(self, key: str, seen_at: float) -> None:
+        await self._run(self._write, "UPDATE sessions SET seen_at = MAX(seen_at, ?) WHERE key = ?", (seen_at, key))
+
+    async def delete_session(self, key: str) -> None:
+        await self._run(self._write, "DELETE FROM sessions WHERE key = ?", (key,))
+
+    async def prune_sessions(self, seen_before: float, created_before: float, token_fps: frozenset[str]) -> int:
+        return await self._run(self._prune_sessions, seen_before, created_before, token_fps)
+
+    def _prune_sessions(self, seen_before: float, created_before: float, token_fps: frozenset[str]) -> int:
+        with self._transaction() as db:
+            gone = db.execute("DELETE FROM sessions WHERE seen_at < ? OR created_at < ?", (seen_before, created_before)).rowcount
+            # Few distinct tokens, so compare them here rather than bind a NOT IN list of any length.
+            stale = [(fp,) for (fp,) in db.execute("SELECT DISTINCT token_fp FROM sessions") if fp not in token_fps]
+            revoked = db.executemany("DELETE FROM sessions WHERE token_fp = ?", stale).rowcount if stale else 0
+            return gone + revoked
 
     async def close(self) -> None:
         if self._db is not None:

@@ -31,7 +31,35 @@ class JobRecord:
     warnings: tuple[str, ...] = ()
 
 
-class Store(Protocol):
+@dataclass(frozen=True)
+class SessionRecord:
+    """A login session as stored (app/sessions.py); the cookie's value itself is never stored."""
+
+    key: str  # SHA-256 of the cookie value, so a copy of the database opens no sessions
+    user: str
+    token_fp: str  # HMAC of the token it was opened with: when that token goes, so does the session
+    created_at: float  # unix seconds; the absolute lifetime counts from here
+    seen_at: float  # unix seconds of the last use (refreshed at most every SessionPolicy.touch_every)
+
+
+class SessionStore(Protocol):
+    """Sessions live with the jobs so that they survive restarts and every instance shares them."""
+
+    async def put_session(self, session: SessionRecord) -> None: ...
+
+    async def get_session(self, key: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, key: str, seen_at: float) -> None: ...
+
+    async def delete_session(self, key: str) -> None: ...
+
+    async def prune_sessions(self, seen_before: float, created_before: float, token_fps: frozenset[str]) -> int:
+        """Delete sessions idle since `seen_before`, opened before `created_before`, or opened
+        with a token whose fingerprint is not in `token_fps`; how many went."""
+        ...
+
+
+class Store(SessionStore, Protocol):
     async def create_job(self, job: JobRecord) -> None: ...
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
