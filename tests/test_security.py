@@ -4,6 +4,8 @@ over real sockets and a real SQLite store."""
 from __future__ import annotations
 
 import sqlite3
+import ssl
+import subprocess
 import time
 from contextlib import closing
 from pathlib import Path
@@ -12,14 +14,18 @@ from typing import Iterator
 import httpx
 import pytest
 
+from aiohttp.test_utils import TestServer
+
 from app.auth import COOKIE
-from app.web_app import DB_FILE
-from tests.app_support import TOY_CTT
+from app.config import Config
+from app.web_app import DB_FILE, create_app
+from tests.app_support import ALICE_TOKEN, TOY_CTT, config
 from tests.browser_support import TOKEN, Service, wait_until
 
 EVIL = "https://evil.example"
 FRIEND = "https://app.example"  # in --cors-origin
 FAILURES = 3  # --login-failures of the shared service
+__all__ = ["config"]  # a fixture, used by name
 
 
 def _started(service: Service) -> Service:
@@ -126,6 +132,27 @@ def test_the_cookie_is_secure_when_a_trusted_proxy_says_the_request_came_over_ht
     _started(own)  # without --trust-proxy the header is anyone's to send, so it counts for nothing
     untrusted = login(own, headers={"X-Forwarded-Proto": "https"})
     assert untrusted.status_code == 200 and "Secure" not in untrusted.headers["Set-Cookie"]
+
+
+async def test_the_cookie_is_secure_over_tls_and_the_https_origin_is_its_own(tmp_path: Path, config: Config) -> None:
+    """TLS ended in the process itself (a self-signed certificate; a real socket, the real app)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = TestServer(create_app(config))
+    await server.start_server(ssl=context)
+    try:
+        origin = f"https://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(verify=False, base_url=origin, timeout=10) as client:
+            resp = await client.post("/api/session", json={"token": ALICE_TOKEN}, headers={"Origin": origin})
+            assert resp.status_code == 200 and "Secure" in resp.headers["Set-Cookie"]
+            plain = origin.replace("https:", "http:")  # the same host over plain HTTP is another origin
+            cross = await client.post("/api/jobs", content=TOY_CTT, headers={"Origin": plain, "Content-Type": "text/plain"})
+            assert_error(cross, 403, "cross_site_request")
+    finally:
+        await server.close()
 
 
 # ---------------------------------------------------------------- item 6: cross-site writes
