@@ -26,7 +26,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "Bad input; detail names the field or line", 401: "No valid token or session",
              404: "No such job (or not yours)", 405: "Method not allowed", 413: "Body over the size limit",
-             415: "Unsupported content type", 503: "Store unreachable",
+             415: "Unsupported content type, or a charset other than UTF-8", 503: "Store unreachable",
              403: "Cross-site request refused: a session cookie from a page that is not this service's (or a --cors-origin)",
              429: "Too many active jobs for this user, or too many failed logins / unknown bearer tokens from this"
                   " address (Retry-After says when to try again)"}
@@ -49,7 +49,8 @@ JOB_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "stri
 OPTIONS = {
     "time_limit": {"type": "number", "minimum": 1, "description": "seconds of solving (default 60, bounded by the server)"},
     "seed": {"type": "integer", "minimum": 0},
-    "name": {"type": "string", "maxLength": 100},
+    "name": {"type": "string", "maxLength": 100,
+             "description": "default: the instance's name; no control characters, line breaks or bidi overrides"},
 }
 LINKS = _obj(["self", "events", "timetable"], self={"type": "string"}, events={"type": "string"}, timetable={"type": "string"})
 # A finished job's verdict on its timetable (saga.jobs.Feasibility); null while unfinished or without a timetable.
@@ -84,7 +85,8 @@ SCHEMAS: dict[str, Any] = {
                        "hard_violations"], job_id={"type": "string"},
                       status={"type": "string"}, cost=_ref("Cost"), lectures={"type": "array"},
                       unplaced={"type": "array", "description": "the lectures without a period"},
-                      violations={"type": "array"}, feasible={"type": "boolean"},
+                      violations={"type": "array", "description": "hard violations in words, at most 1000"},
+                      feasible={"type": "boolean"},
                       unplaced_count={"type": "integer", "description": "length of unplaced"},
                       hard_violations={"type": "integer"}),
 }
@@ -93,10 +95,11 @@ SUBMIT_BODY = {
     "required": True,
     "content": {
         "text/plain": {"schema": {"type": "string", "description": "instance in .ctt format; options in the query"}},
-        JSON: {"schema": {"type": "object", "description": "exactly one of ctt, instance, sample; plus options",
+        JSON: {"schema": {"type": "object", "additionalProperties": False,
+                          "description": "exactly one of ctt, instance, sample; plus options (any other field is a 400)",
                           "properties": {"ctt": {"type": "string"}, "instance": {"type": "object"},
                                          "sample": {"type": "string"}, **OPTIONS}}},
-        "multipart/form-data": {"schema": {"type": "object", "required": ["instance"],
+        "multipart/form-data": {"schema": {"type": "object", "required": ["instance"], "additionalProperties": False,
                                            "properties": {"instance": {"type": "string", "format": "binary"}, **OPTIONS}}},
     },
 }

@@ -16,13 +16,13 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from app.store import JobRecord, SessionRecord
+from app.store import JobRecord, ResultSummary, SessionRecord
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost
 from solver.model import Instance
-from solver.timetable import Timetable
+from solver.timetable import UNPLACED, Timetable
 
 T = TypeVar("T")
 SCHEMA = """
@@ -68,6 +68,11 @@ def _cost(text: str | None) -> Cost | None:
 def _job_row(job: JobRecord) -> tuple[Any, ...]:
     """A job's fields in JOB_COLUMNS order; the last, its warnings, as a JSON list."""
     return (*astuple(job)[:-1], json.dumps(list(job.warnings)))
+
+
+def _timetable(cached: Instance | None, ctt: str, name: str, period: str, room: str) -> tuple[Instance, Timetable]:
+    instance = cached or parse_ctt(ctt, source=name)
+    return instance, Timetable.from_arrays(instance, json.loads(period), json.loads(room))
 
 
 def _job(row: tuple[Any, ...]) -> JobRecord:
@@ -196,17 +201,32 @@ class SqliteStore:
         _, status, period, room, cost, stage_costs, error, finished_at, ctt, name = rows[0]
         timetable = None
         if period is not None:
-            timetable = Timetable.from_arrays(self._instance(job_id, ctt, name), json.loads(period), json.loads(room))
+            # Parsing (when not cached) and reading the arrays take a while on a large instance:
+            # a worker thread's job, so the event loop never waits on them.
+            instance, timetable = await asyncio.to_thread(_timetable, self._instances.get(job_id), ctt, name, period, room)
+            self._remember(job_id, instance)
         stages = {stage: _cost(c) for stage, c in json.loads(stage_costs).items()}
         return JobOutcome(job_id, status, timetable, _cost(cost), stages, error, finished_at)
 
-    def _instance(self, job_id: str, ctt: str, name: str) -> Instance:
-        if job_id not in self._instances:
-            self._instances[job_id] = parse_ctt(ctt, source=name)
-            while len(self._instances) > INSTANCE_CACHE:
-                self._instances.popitem(last=False)
+    def _remember(self, job_id: str, instance: Instance) -> None:
+        """Keep the newest INSTANCE_CACHE parsed instances (touched on the loop only)."""
+        self._instances[job_id] = instance
         self._instances.move_to_end(job_id)
-        return self._instances[job_id]
+        while len(self._instances) > INSTANCE_CACHE:
+            self._instances.popitem(last=False)
+
+    async def get_result_summary(self, job_id: str) -> ResultSummary | None:
+        return await self._run(self._result_summary, job_id)
+
+    def _result_summary(self, job_id: str) -> ResultSummary | None:
+        rows = self._rows("SELECT status, period, cost FROM results WHERE job_id = ?", (job_id,))
+        if not rows:
+            return None
+        status, period, cost = rows[0]
+        if period is None:
+            return ResultSummary(status, _cost(cost), None, None)
+        periods = json.loads(period)
+        return ResultSummary(status, _cost(cost), len(periods), periods.count(UNPLACED))
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         rows = await self._run(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from saga.events import ProgressEvent
     from saga.jobs import JobOutcome
+    from solver.evaluate import Cost
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class JobRecord:
     # The pre-solve check's warnings (solver.check), one line each. Keep it the last field:
     # app/sqlite_store.py keeps it as JSON, and rows stored before it existed read back ().
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResultSummary:
+    """What a job snapshot shows of its stored result, read without parsing the instance
+    (the job list is polled; parsing every listed job's instance would stall the loop)."""
+
+    status: str
+    cost: Cost | None
+    lectures: int | None  # lectures in the timetable; None without one
+    unplaced: int | None  # of them without a period; None without a timetable
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class Store(SessionStore, Protocol):
     async def save_result(self, outcome: JobOutcome) -> None: ...
 
     async def get_result(self, job_id: str) -> JobOutcome | None: ...
+
+    async def get_result_summary(self, job_id: str) -> ResultSummary | None: ...
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs queued or running, i.e. interrupted when read at startup."""

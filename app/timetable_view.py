@@ -14,25 +14,54 @@ from solver.jsonform import timetable_to_json
 from solver.timetable import Timetable
 
 CSV_COLUMNS = ("course", "room", "day", "period", "teacher", "curricula")
+# More are not listed (the page shows a handful; the cost counts them all).
+MAX_VIOLATIONS = 1000
+# A spreadsheet reads a cell starting with one of these as a formula (or strips it):
+# an id like "=HYPERLINK(...)" must reach it as text, so such a cell gets a leading quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def hard_violations(timetable: Timetable) -> list[dict[str, str]]:
-    """Each hard-constraint violation in plain words (soft costs are in the cost breakdown)."""
+    """Each hard-constraint violation in plain words (soft costs are in the cost breakdown),
+    at most MAX_VIOLATIONS of them: the count of all is in the cost. Array work per period,
+    not per pair of courses, so a dense conflict matrix costs no Python loop over its pairs."""
     ix = timetable.instance.index
     tt = course_period_table(timetable)
     busy = tt >= 0
     found = []
-    for c in np.nonzero(busy.sum(axis=1) != ix.lectures)[0]:
+    for c in np.nonzero(busy.sum(axis=1) != ix.lectures)[0][:MAX_VIOLATIONS]:
         found.append(("lectures", f"{ix.course_ids[c]} has {int(busy[c].sum())} of {int(ix.lectures[c])} lectures placed"))
-    for a, b in zip(*np.nonzero(np.triu(ix.conflict, k=1))):
-        for p in np.nonzero(busy[a] & busy[b])[0]:
-            found.append(("conflicts", f"{ix.course_ids[a]} and {ix.course_ids[b]} clash {_when(p, ix.periods_per_day)}"))
-    for c, p in zip(*np.nonzero(busy & ix.unavailable)):
+    for a, b, p in _clashes(busy, ix.conflict)[:MAX_VIOLATIONS]:
+        found.append(("conflicts", f"{ix.course_ids[a]} and {ix.course_ids[b]} clash {_when(p, ix.periods_per_day)}"))
+    courses, periods = np.nonzero(busy & ix.unavailable)
+    for c, p in zip(courses[:MAX_VIOLATIONS], periods[:MAX_VIOLATIONS]):
         found.append(("availability", f"{ix.course_ids[c]} is placed {_when(p, ix.periods_per_day)}, when it is unavailable"))
-    for r in range(ix.n_rooms):
-        for p in np.nonzero((tt == r).sum(axis=0) > 1)[0]:
-            found.append(("room_occupation", f"room {ix.room_ids[r]} holds {int((tt[:, p] == r).sum())} lectures {_when(p, ix.periods_per_day)}"))
-    return [{"constraint": kind, "message": message} for kind, message in found]
+    for r, p, n in _double_bookings(tt, ix.n_rooms)[:MAX_VIOLATIONS]:
+        found.append(("room_occupation", f"room {ix.room_ids[r]} holds {n} lectures {_when(p, ix.periods_per_day)}"))
+    return [{"constraint": kind, "message": message} for kind, message in found[:MAX_VIOLATIONS]]
+
+
+def _clashes(busy: np.ndarray, conflict: np.ndarray) -> list[tuple[int, int, int]]:
+    """(course a, course b, period) with a < b in conflict and both busy then, by a, b, period;
+    the first MAX_VIOLATIONS only, picked in arrays (a bad timetable can have millions)."""
+    found = []
+    for p in range(busy.shape[1]):
+        courses = np.flatnonzero(busy[:, p])
+        i, j = np.nonzero(np.triu(conflict[np.ix_(courses, courses)], k=1))
+        found.append(np.stack([courses[i], courses[j], np.full(len(i), p)]))
+    a, b, period = np.concatenate(found, axis=1) if found else np.zeros((3, 0), dtype=np.int64)
+    first = np.lexsort((period, b, a))[:MAX_VIOLATIONS]
+    return [(int(a[k]), int(b[k]), int(period[k])) for k in first]
+
+
+def _double_bookings(tt: np.ndarray, n_rooms: int) -> list[tuple[int, int, int]]:
+    """(room, period, lectures) for each room holding more than one lecture in a period, by room, period."""
+    found = []
+    for p in range(tt.shape[1]):
+        rooms = tt[:, p]
+        counts = np.bincount(rooms[rooms >= 0], minlength=n_rooms)
+        found += [(int(r), p, int(counts[r])) for r in np.flatnonzero(counts > 1)]
+    return sorted(found)
 
 
 def _when(period: int, per_day: int) -> str:
@@ -69,5 +98,13 @@ def as_csv(timetable: Timetable, cost: Cost) -> str:
     writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in timetable_to_json(timetable, cost)["lectures"]:
-        writer.writerow({**row, "curricula": " ".join(row["curricula"])})
+        cells = {**row, "curricula": " ".join(row["curricula"])}
+        writer.writerow({k: csv_cell(v) for k, v in cells.items()})
     return out.getvalue()
+
+
+def csv_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, made inert with a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -12,12 +14,13 @@ from app import timetable_view
 from app.auth import user, visible_job
 from app.job_input import read_submission
 from app.keys import CONFIG, SERVICE, STORE
-from app.store import JobRecord
+from app.store import JobRecord, ResultSummary
 from app.web_errors import ApiError, bad_request, not_found
 from app.web_misc import sample_instance
 from saga.events import QUEUED, TERMINAL
-from saga.jobs import CancelResult, feasibility_fields
-from solver.ctt import format_ctt, format_sol
+from saga.jobs import CancelResult, Feasibility, JobOutcome, feasibility_fields
+from solver.ctt import format_sol
+from solver.timetable import UNPLACED
 
 MAX_PAGE = 100
 FORMATS = ("json", "sol", "csv")
@@ -29,19 +32,27 @@ def links(job_id: str) -> dict[str, str]:
 
 
 async def snapshot(request: web.Request, job: JobRecord) -> dict[str, Any]:
+    """A job as the API shows it. Reads the result's summary, never the instance: the page
+    polls the job list every few seconds, and parsing stored instances would stall the loop."""
     store = request.app[STORE]
     latest = await store.latest_event(job.id)
-    outcome = await store.get_result(job.id)
+    summary = await store.get_result_summary(job.id)
     result = None
-    if outcome is not None and outcome.cost is not None:
-        result = {"hard": outcome.cost.hard, "soft": outcome.cost.soft, "cost": outcome.cost.as_dict()}
+    if summary is not None and summary.cost is not None:
+        result = {"hard": summary.cost.hard, "soft": summary.cost.soft, "cost": summary.cost.as_dict()}
     return {
         "id": job.id, "name": job.name, "owner": job.owner, "status": job.status, "created_at": job.created_at,
         "attempt": job.attempt, "time_limit": job.time_limit, "seed": job.seed, "warnings": list(job.warnings),
         "latest": latest.to_dict() if latest else None, "result": result, "links": links(job.id),
         # Derived from the stored result, so jobs stored before these fields existed have them too.
-        **feasibility_fields(outcome.feasibility if outcome is not None else None),
+        **feasibility_fields(_feasibility(summary)),
     }
+
+
+def _feasibility(summary: ResultSummary | None) -> Feasibility | None:
+    if summary is None or summary.cost is None or summary.unplaced is None or summary.lectures is None:
+        return None
+    return Feasibility(summary.unplaced, summary.lectures, summary.cost.hard)
 
 
 async def create(request: web.Request) -> web.Response:
@@ -55,7 +66,7 @@ async def create(request: web.Request) -> web.Response:
     job = JobRecord(
         id=uuid.uuid4().hex[:16], owner=caller.name, name=submission.name, status=QUEUED, created_at=time.time(),
         time_limit=submission.time_limit, seed=submission.seed, attempt=1,
-        instance_ctt=format_ctt(submission.instance), last_seq=0, warnings=submission.warnings,
+        instance_ctt=submission.instance_ctt, last_seq=0, warnings=submission.warnings,
     )
     await service.submit(job, submission.instance)
     return web.json_response({"id": job.id, "status": QUEUED, "links": links(job.id), "warnings": list(job.warnings)},
@@ -66,7 +77,9 @@ def _page_arg(request: web.Request, name: str, default: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; 12 digits
+    # stay below int()'s digit limit.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12) or not 0 <= int(raw) <= high:
         raise bad_request(f"Query parameter '{name}' must be a whole number from 0 to {high}.")
     return int(raw)
 
@@ -106,11 +119,31 @@ async def timetable(request: web.Request) -> web.Response:
     outcome = await request.app[STORE].get_result(job.id)
     if outcome is None or outcome.timetable is None or outcome.cost is None:
         raise not_found(f"Job {job.id} has no timetable yet (status {job.status}).")
-    if fmt == "sol":
-        return web.Response(text=format_sol(outcome.timetable), content_type="text/plain", headers=_download(job, "sol"))
-    if fmt == "csv":
-        return web.Response(text=timetable_view.as_csv(outcome.timetable, outcome.cost), content_type="text/csv", headers=_download(job, "csv"))
-    return web.json_response(timetable_view.as_json(job.id, outcome.status, outcome.timetable, outcome.cost))
+    if all(p == UNPLACED for p in outcome.timetable.period):
+        # A job cancelled while queued (or before its first placement) ends with nothing placed.
+        raise not_found(f"Job {job.id} ended {outcome.status} before any lecture was placed: it has no timetable.")
+    # Rendering walks every lecture (and the JSON form every clash): a worker thread's job.
+    body, content_type = await asyncio.to_thread(RENDER[fmt], job.id, outcome)
+    headers = {} if fmt == "json" else _download(job, fmt)
+    return web.Response(text=body, content_type=content_type, headers=headers)
+
+
+def _as_json(job_id: str, outcome: JobOutcome) -> tuple[str, str]:
+    assert outcome.timetable is not None and outcome.cost is not None
+    return json.dumps(timetable_view.as_json(job_id, outcome.status, outcome.timetable, outcome.cost)), "application/json"
+
+
+def _as_sol(_: str, outcome: JobOutcome) -> tuple[str, str]:
+    assert outcome.timetable is not None
+    return format_sol(outcome.timetable), "text/plain"
+
+
+def _as_csv(_: str, outcome: JobOutcome) -> tuple[str, str]:
+    assert outcome.timetable is not None and outcome.cost is not None
+    return timetable_view.as_csv(outcome.timetable, outcome.cost), "text/csv"
+
+
+RENDER: dict[str, Callable[[str, JobOutcome], tuple[str, str]]] = {"json": _as_json, "sol": _as_sol, "csv": _as_csv}
 
 
 def _download(job: JobRecord, ext: str) -> dict[str, str]:
