@@ -9,13 +9,15 @@ was opened with is no longer configured (app/auth.py checks the fingerprint).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Awaitable, Callable
 
 from app.store import SessionRecord, SessionStore
 
+log = logging.getLogger(__name__)
 HOUR = 3600.0
 # Refreshing `seen_at` on every request would be a store write per poll of the page
 # (every 3 s); once a minute is plenty for a 12 h idle limit.
@@ -44,6 +46,7 @@ class Sessions:
     def __init__(self, store: SessionStore, policy: SessionPolicy, clock: Callable[[], float] = time.time) -> None:
         # Wall-clock time: sessions outlive the process, so a monotonic clock would not do.
         self._store, self.policy, self._clock = store, policy, clock
+        self._housekeeping_failing = False
 
     async def open(self, user: str, token_fp: str) -> str:
         """A new session for `user`; the cookie value to hand out (shown nowhere else)."""
@@ -60,12 +63,24 @@ class Sessions:
             return None
         now = self._clock()
         if self.policy.expired(session, now):
-            await self._store.delete_session(key)
+            await self._housekeeping(self._store.delete_session(key))  # prune deletes it later otherwise
             return None
         if now - session.seen_at >= self.policy.touch_every:
-            await self._store.touch_session(key, now)
+            await self._housekeeping(self._store.touch_session(key, now))
             session = replace(session, seen_at=now)
         return session
+
+    async def _housekeeping(self, write: Awaitable[None]) -> None:
+        """A write that only keeps the books: when the store refuses it (a full disk), the
+        request still gets its answer, rather than a 507 for reading a job list."""
+        try:
+            await write
+        except Exception as err:  # each store backend has its own errors
+            if not self._housekeeping_failing:  # one line per spell of failures, not per request
+                log.warning("sessions: could not write to the store (%s); answering anyway", err)
+            self._housekeeping_failing = True
+        else:
+            self._housekeeping_failing = False
 
     async def close(self, cookie: str) -> None:
         await self._store.delete_session(session_key(cookie))

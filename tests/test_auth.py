@@ -3,6 +3,7 @@ failed-login limiter and session expiry (on a real SQLite store), with a hand-mo
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 from typing import AsyncIterator
@@ -134,3 +135,28 @@ async def test_pruning_forgets_expired_sessions_and_those_of_replaced_tokens(sto
     clock.now += 60
     assert await sessions.prune(frozenset({"fp-a"})) == 2  # stale went idle; bob's token is gone
     assert await sessions.find(kept) is not None and await sessions.find(stale) is None
+
+
+class FullDisk(SqliteStore):
+    """The real store, but every session write fails as on a full disk."""
+
+    async def touch_session(self, key: str, seen_at: float) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def delete_session(self, key: str) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_store_that_cannot_refresh_a_session_still_answers(tmp_path: Path) -> None:
+    store = FullDisk(tmp_path / "db.sqlite3")
+    await store.connect()
+    try:
+        clock = Clock()
+        sessions = Sessions(store, SessionPolicy(idle=100, lifetime=1000), clock=clock)
+        cookie = await sessions.open("alice", "fp")
+        clock.now += 50  # a refresh is due, and fails
+        assert (await sessions.find(cookie)).user == "alice"
+        clock.now += 100  # idle by its stored time: over, though it cannot be deleted yet
+        assert await sessions.find(cookie) is None
+    finally:
+        await store.close()
