@@ -2,17 +2,28 @@
 
 `python -m tests.largest_instances` prints, for each shape, the body size and the seconds
 spent parsing, checking (the conflict matrix and the pre-solve check), clustering (the
-solver's tie-weight product) and rendering the JSON timetable view. The shapes push one
-limit of app/instance_limits.py each to its bound, within the default 5 MB body.
+solver's tie-weight product) and rendering the JSON timetable view. The shapes push the
+limits of app/instance_limits.py to their bounds, within the default 5 MB body.
+
+`python -m tests.largest_instances --lag` starts a real `serve` process instead and prints
+the slowest /api/health answer (probed back to back from another thread) while each shape
+is submitted, against the same probe with nothing else going on.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+import httpx
 
 from app import instance_limits as lim
 from app.timetable_view import as_csv, as_json
@@ -22,6 +33,7 @@ from solver.ctt import format_ctt, parse_ctt
 from solver.evaluate import evaluate
 from solver.model import Course, Curriculum, Instance, Room
 from solver.timetable import Timetable
+from tests.browser_support import ROOT, free_port, wait_until
 
 MAX_BODY = 5 * 1024 * 1024
 DAYS, PERIODS_PER_DAY = 5, 8  # the bench's week; the limits do not depend on it
@@ -93,7 +105,72 @@ def measure(shape: Shape) -> dict[str, float]:
     return figures
 
 
+def health_lag(url: str, during: Callable[[], object]) -> float:
+    """The slowest /api/health answer, probed back to back while `during()` runs."""
+    done, slowest = threading.Event(), [0.0]
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not done.is_set():
+                slowest[0] = max(slowest[0], timed(lambda: client.get(f"{url}/api/health")))
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        during()
+    finally:
+        done.set()
+        prober.join()
+    return slowest[0]
+
+
+def lag() -> None:
+    token = "largest-instances-admin-token"
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        command = [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", tmp, "--slots", "1",
+                   "--max-active-jobs", "100"]
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TIMETABLER_ADMIN_TOKEN": token},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        accepted: list[str] = []
+        try:
+            wait_until(lambda: _answers(url), 30, "the service")
+            print(f"| idle | slowest /api/health {health_lag(url, lambda: time.sleep(2)):.3f} s |", flush=True)
+            # The first accepted job starts in the one slot; later ones queue behind it.
+            for shape in (*shapes(), shapes()[0]):
+                body = format_ctt(build(shape)).encode()
+                answers: list[httpx.Response] = []
+
+                def submit() -> None:
+                    answers.append(httpx.post(f"{url}/api/jobs", content=body, timeout=120, params={"time_limit": "60"},
+                                              headers={**auth, "Content-Type": "text/plain"}))
+
+                slowest = health_lag(url, submit)
+                print(f"| submit {shape.name} | {answers[0].status_code} in {answers[0].elapsed.total_seconds():.3f} s "
+                      f"| slowest /api/health meanwhile {slowest:.3f} s |", flush=True)
+                if answers[0].status_code == 202:
+                    accepted.append(answers[0].json()["id"])
+            listed = health_lag(url, lambda: [httpx.get(f"{url}/api/jobs", params={"limit": "100"}, headers=auth, timeout=30)
+                                              for _ in range(20)])
+            for job_id in accepted:
+                httpx.delete(f"{url}/api/jobs/{job_id}", headers=auth, timeout=30)
+            print(f"| list jobs 20 times | slowest /api/health meanwhile {listed:.3f} s |", flush=True)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--lag"]:
+        return lag()
     names = set(sys.argv[1:])
     for shape in shapes():
         if names and shape.name not in names:
