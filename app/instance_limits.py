@@ -2,8 +2,8 @@
 
 The readers' limits only keep arrays allocatable. Past the reader, a submission builds
 the conflict matrix (courses x courses, plus each curriculum's square) and runs the
-pre-solve check; a job's child builds the clustering's tie weights (courses x curricula
-membership matrix times its transpose); the JSON timetable view walks every lecture.
+pre-solve check; a job's child builds the clustering's tie weights (courses x courses);
+the JSON timetable view walks every lecture.
 The limits below keep each of those to a fraction of a second on the largest instance
 they let through; `python -m tests.largest_instances` measures it. They are checked
 before any of that work starts, on counts the parsed instance already holds.
@@ -22,11 +22,6 @@ MAX_CURRICULA = 2500
 MAX_LECTURES = 12_000
 MAX_CURRICULUM_COURSES = 300  # more courses than a week has periods cannot be timetabled anyway
 MAX_MEMBERSHIPS = 25_000  # courses listed by all curricula together
-# courses x courses x curricula: the cost of the clustering's tie-weight product, an integer
-# matrix product (solver/cluster.py). The bench's largest size makes 3.1 billion (about 5 s in
-# the job's child); this keeps every accepted instance near it. A product summed curriculum by
-# curriculum would cost a fraction of a second and make this limit unnecessary.
-MAX_TIE_PRODUCT = 3_500_000_000
 
 
 def refuse_oversized(instance: Instance) -> None:
@@ -35,8 +30,6 @@ def refuse_oversized(instance: Instance) -> None:
     _at_most(len(instance.rooms), MAX_ROOMS, "rooms", "instance.rooms")
     _at_most(len(instance.curricula), MAX_CURRICULA, "curricula", "instance.curricula")
     _at_most(instance.total_lectures, MAX_LECTURES, "lectures", "instance.courses")
-    product = len(instance.courses) ** 2 * len(instance.curricula)
-    _at_most(product, MAX_TIE_PRODUCT, "as courses x courses x curricula (the work of clustering them)", "instance.curricula")
     members = 0
     for i, q in enumerate(instance.curricula):
         where = f"instance.curricula[{i}].courses"

@@ -12,7 +12,6 @@ is submitted, against the same probe with nothing else going on.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -77,11 +76,9 @@ def timed(fn: Callable[[], object]) -> float:
 
 def shapes() -> tuple[Shape, ...]:
     """Each pushes limits to their bounds together; the curricula's courses overlap."""
-    most_courses = lim.MAX_TIE_PRODUCT // lim.MAX_COURSES**2
-    fewer_courses = math.isqrt(lim.MAX_TIE_PRODUCT // lim.MAX_CURRICULA)
     return (
-        Shape("most-courses", lim.MAX_COURSES, lim.MAX_ROOMS, most_courses, 4, lim.MAX_LECTURES),
-        Shape("most-curricula", fewer_courses, lim.MAX_ROOMS, lim.MAX_CURRICULA, lim.MAX_MEMBERSHIPS // lim.MAX_CURRICULA,
+        Shape("most-courses", lim.MAX_COURSES, lim.MAX_ROOMS, lim.MAX_CURRICULA, 4, lim.MAX_LECTURES),
+        Shape("most-curricula", lim.MAX_COURSES, lim.MAX_ROOMS, lim.MAX_CURRICULA, lim.MAX_MEMBERSHIPS // lim.MAX_CURRICULA,
               lim.MAX_LECTURES),
         Shape("widest-curricula", lim.MAX_COURSES, lim.MAX_ROOMS, lim.MAX_MEMBERSHIPS // lim.MAX_CURRICULUM_COURSES,
               lim.MAX_CURRICULUM_COURSES, lim.MAX_LECTURES),
