@@ -90,9 +90,8 @@ async def test_the_job_list_never_parses_stored_instances(
         (Shape("courses", instance_limits.MAX_COURSES + 1, 100, 0, 0, instance_limits.MAX_COURSES + 1),
          f"instance.courses: {instance_limits.MAX_COURSES + 1:,} courses"),
         (Shape("memberships", 1000, 60, 200, 130, 1000), "courses listed by the curricula together"),
-        (Shape("clustering", 2000, 100, 1000, 4, 2000), "courses x courses x curricula"),
     ],
-    ids=["too-many-courses", "too-many-memberships", "clustering-too-costly"],
+    ids=["too-many-courses", "too-many-memberships"],
 )
 async def test_instances_past_the_service_limits_are_refused_before_any_matrix(
     aiohttp_client: Client, config: Config, monkeypatch: pytest.MonkeyPatch, shape: Shape, detail: str
