@@ -12,6 +12,7 @@ from typing import Sequence
 
 from app import config as settings
 from app.auth import ADMIN_TOKEN_FILE, Auth
+from app.datadir_lock import DataDirInUse, lock_data_dir
 from app.terminal import Outcome, ProgressBar, cost_table
 from saga.events import FAILED
 from saga.jobs import Feasibility, JobSpec
@@ -39,8 +40,10 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = settings.load(args)
+        # Before anything touches the data dir: a second service on it must change nothing.
+        data_lock = lock_data_dir(config.data_dir)  # held until this process ends
         auth, generated = Auth.from_config(config)
-    except (ValueError, OSError) as err:  # TokenFileError and a too-short token are ValueErrors
+    except (ValueError, OSError, DataDirInUse) as err:  # TokenFileError and a too-short token are ValueErrors
         raise UserError(str(err)) from None
     host = "localhost" if config.host in ("0.0.0.0", "::") else config.host
     if generated:
@@ -50,7 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
               f"    http://{host}:{config.port}/?code={code}", flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
-    serving.run(create_app(config, auth), config)  # web.run_app, plus the connection caps
+    with data_lock:
+        serving.run(create_app(config, auth), config)  # web.run_app, plus the connection caps
     return 0
 
 

@@ -2,22 +2,31 @@
 
 `JobService` is the runner's EventSink (store first, then the hub, so a subscriber
 who re-reads the log never misses what it was told) and its ResultSink.
+
+A store that refuses writes (disk full, locked) never leaves a job running for ever: the
+store keeps what it could not write in memory and retries it (readers see it meanwhile),
+the owner's quota is freed as soon as the job stops running, and a result still not
+stored after `result_patience` seconds ends the job failed, saying why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
 
 from app.metrics import Metrics
-from app.store import JobRecord, Store
-from saga.events import FAILED, QUEUED, ProgressEvent
-from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec, feasibility_fields
+from app.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUnavailable
+from saga.child import readable_error
+from saga.events import FAILED, QUEUED, RUNNING, ProgressEvent
+from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec, ResultNotSaved, feasibility_fields
 from solver.ctt import parse_ctt
 from solver.model import Instance
 
 log = logging.getLogger(__name__)
+# Seconds a finished job's result is retried on a store that refuses it before the job ends failed.
+RESULT_PATIENCE = 60.0
 
 
 class Publisher(Protocol):
@@ -31,20 +40,57 @@ class Runner(Protocol):
 
 
 class JobService:
-    def __init__(self, store: Store, hub: Publisher, metrics: Metrics) -> None:
+    def __init__(self, store: Store, hub: Publisher, metrics: Metrics, *, result_patience: float = RESULT_PATIENCE) -> None:
         self.store, self.hub, self.metrics = store, hub, metrics
+        self.result_patience = result_patience
         self.runner: Runner | None = None  # set once the runner, which needs this sink, exists
         self._active: dict[str, str] = {}  # job id -> owner, for queued and running jobs
 
     async def publish(self, event: ProgressEvent) -> None:
-        await self.store.append_event(event)
+        try:
+            await self.store.append_event(event)
+        except StoreUnavailable:
+            pass  # kept in memory and retried by the store, which logs it; readers see it already
         if event.terminal:
             self._active.pop(event.job_id, None)
         self.metrics.observe(event)
         self.hub.publish(event)
 
     async def save_result(self, outcome: JobOutcome) -> None:
-        await self.store.save_result(outcome)
+        """Store the outcome; while the store refuses, retry with backoff for up to
+        `result_patience` seconds, then keep a failed outcome instead (ResultNotSaved)."""
+        try:
+            await self.store.save_result(outcome)
+            return
+        except StoreUnavailable as err:
+            reason = err.reason
+        # It runs no more: its owner may submit again. The store keeps the outcome in memory
+        # meanwhile, so the snapshot and the timetable download already answer from it.
+        self._active.pop(outcome.job_id, None)
+        log.warning("job %s: its result cannot be stored yet (%s); retrying for %g s", outcome.job_id, reason, self.result_patience)
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + self.result_patience, RETRY_FIRST
+        while (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, RETRY_MAX)
+            try:
+                await self.store.save_result(outcome)
+            except StoreUnavailable as err:
+                reason = err.reason
+                continue
+            log.info("job %s: its result is stored after all", outcome.job_id)
+            return
+        error = f"The result could not be saved, so it is lost: {reason}"
+        log.error("job %s: %s", outcome.job_id, error)
+        failed = JobOutcome(outcome.job_id, FAILED, None, None, {}, error, time.time())
+        await self._keep_result(failed)  # supersedes the outcome kept in memory
+        raise ResultNotSaved(failed)
+
+    async def _keep_result(self, outcome: JobOutcome) -> None:
+        try:
+            await self.store.save_result(outcome)
+        except StoreUnavailable:
+            pass  # kept in memory and retried by the store; readers see it already
 
     def active_jobs(self, owner: str) -> int:
         return sum(1 for o in self._active.values() if o == owner)
@@ -54,10 +100,13 @@ class JobService:
         await self.store.create_job(job)
         await self._run(job, instance, attempt=1, first_seq=1)
 
-    async def _run(self, job: JobRecord, instance: Instance, *, attempt: int, first_seq: int) -> None:
+    async def _run(
+        self, job: JobRecord, instance: Instance, *, attempt: int, first_seq: int, progress_floor: float = 0.0
+    ) -> None:
         assert self.runner is not None, "JobService.runner must be set before jobs are submitted"
         self._active[job.id] = job.owner
-        spec = JobSpec(job.id, instance, job.time_limit, seed=job.seed, attempt=attempt, first_seq=first_seq)
+        spec = JobSpec(job.id, instance, job.time_limit, seed=job.seed, attempt=attempt, first_seq=first_seq,
+                       progress_floor=progress_floor)
         await self.runner.submit(spec)
 
     async def cancel(self, job_id: str) -> CancelResult:
@@ -65,38 +114,55 @@ class JobService:
         return await self.runner.cancel(job_id)
 
     async def recover(self, max_attempts: int) -> None:
-        """Run again the jobs a crash or restart interrupted, up to `max_attempts` runs each."""
+        """Run again the jobs a crash or restart interrupted, up to `max_attempts` runs each.
+        A job that was running lost a run; one still queued never ran and keeps its attempt.
+        A job whose stored instance no longer reads is failed; the others still run."""
         for job in await self.store.unfinished_jobs():
-            attempt = job.attempt + 1
+            ran = job.status == RUNNING
+            attempt = job.attempt + 1 if ran else job.attempt
             if attempt > max_attempts:
-                await self._give_up(job, max_attempts)
+                await self._give_up(job, f"Interrupted {max_attempts} times by restarts; not retried again.")
                 continue
-            message = f"Restarted after an interruption (attempt {attempt} of {max_attempts})"
+            try:
+                instance = parse_ctt(job.instance_ctt, source=job.name)
+            except Exception as err:  # InstanceError, or whatever a changed reader makes of old text
+                await self._give_up(job, f"Could not be run again after a restart: its stored instance "
+                                         f"no longer reads ({readable_error(err)}).")
+                continue
+            # Its bar continues from where the interrupted run's events left it.
+            latest = await self.store.latest_event(job.id)
+            floor = latest.overall_progress if latest is not None else 0.0
+            if ran:
+                message = f"Restarted after an interruption (attempt {attempt} of {max_attempts})"
+            else:
+                message = f"Queued again after a restart (attempt {attempt} of {max_attempts})"
             log.info("job %s: %s", job.id, message)
-            await self.publish(_event(job, QUEUED, message, attempt))
-            await self._run(job, parse_ctt(job.instance_ctt, source=job.name), attempt=attempt, first_seq=job.last_seq + 2)
+            await self.publish(_event(job, QUEUED, message, attempt, overall=floor))
+            await self._run(job, instance, attempt=attempt, first_seq=job.last_seq + 2, progress_floor=floor)
 
-    async def _give_up(self, job: JobRecord, max_attempts: int) -> None:
-        reason = f"Interrupted {max_attempts} times by restarts; not retried again."
+    async def _give_up(self, job: JobRecord, reason: str) -> None:
         log.warning("job %s: %s", job.id, reason)
         # The result goes first, as the runner does: a final event always has its result stored.
-        previous = await self.store.get_result(job.id)
+        try:
+            previous = await self.store.get_result(job.id)
+        except Exception:  # its instance no longer reads: there is no timetable to keep
+            previous = None
         outcome = JobOutcome(
             job.id, FAILED, previous.timetable if previous else None, previous.cost if previous else None,
             previous.stage_costs if previous else {}, reason, time.time(),
         )
-        await self.save_result(outcome)
+        await self._keep_result(outcome)
         await self.publish(_event(job, FAILED, reason, job.attempt, error=reason, feasibility=outcome.feasibility))
 
 
 def _event(
     job: JobRecord, status: str, message: str, attempt: int, error: str | None = None,
-    feasibility: Feasibility | None = None,
+    feasibility: Feasibility | None = None, overall: float = 0.0,
 ) -> ProgressEvent:
     now = time.time()
     return ProgressEvent(
         job_id=job.id, seq=job.last_seq + 1, status=status, stage=None, stage_progress=0.0,
-        overall_progress=100.0 if status == FAILED else 0.0, eta_seconds=0.0 if status == FAILED else None,
+        overall_progress=100.0 if status == FAILED else overall, eta_seconds=0.0 if status == FAILED else None,
         started_at=None, updated_at=now, message=message, error=error, attempt=attempt,
         **feasibility_fields(feasibility),
     )

@@ -2,12 +2,17 @@
 
 sqlite3 blocks, so one worker thread owns the connection and every call runs there;
 the event loop only awaits. Serialising through one thread also orders the writes.
+
+A write that fails (disk full, database locked, I/O error) raises StoreUnavailable. Events
+and results are kept in memory first (app/unsaved.py): readers see them at once, and a
+retry task writes them, in order, once the database takes writes again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +21,9 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from app.store import JobRecord, ResultSummary, SessionRecord
+from app.sqlite_errors import unavailable
+from app.store import RETRY_FIRST, RETRY_MAX, JobRecord, ResultSummary, SessionRecord, StoreUnavailable
+from app.unsaved import Unsaved, Write
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
 from solver.ctt import parse_ctt
@@ -25,6 +32,7 @@ from solver.model import Instance
 from solver.timetable import UNPLACED, Timetable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -55,6 +63,8 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 SESSION_COLUMNS = ", ".join(f.name for f in fields(SessionRecord))
+# One row, rewritten by /api/health: a write that lands proves the disk takes writes.
+PROBE_SCHEMA = "CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)"
 
 
 def _cost_json(cost: Cost | None) -> str | None:
@@ -76,7 +86,11 @@ def _timetable(cached: Instance | None, ctt: str, name: str, period: str, room: 
 
 
 def _job(row: tuple[Any, ...]) -> JobRecord:
-    return JobRecord(*row[:-1], warnings=tuple(json.loads(row[-1])))
+    try:
+        warnings = tuple(json.loads(row[-1]))
+    except (ValueError, TypeError):  # a damaged row must not stop the listing or a restart
+        warnings = ()
+    return JobRecord(*row[:-1], warnings=warnings)
 
 
 class SqliteStore:
@@ -86,6 +100,10 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
         self._instances: OrderedDict[str, Instance] = OrderedDict()
+        self._unsaved = Unsaved()
+        self._flushing = asyncio.Lock()  # kept writes go out in order, one flush at a time
+        self._retrying: asyncio.Task[None] | None = None
+        self._failing: str | None = None  # why the last write failed; None once one lands
 
     async def connect(self) -> None:
         await self._run(self._connect)
@@ -98,6 +116,7 @@ class SqliteStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         db.executescript(SESSIONS_SCHEMA)
+        db.execute(PROBE_SCHEMA)
         have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         for column, kind in ADDED_JOB_COLUMNS.items():
             if column not in have:
@@ -109,11 +128,21 @@ class SqliteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One BEGIN..COMMIT: everything inside lands, or nothing does."""
+        """One BEGIN..COMMIT: everything inside lands, or nothing does (StoreUnavailable)."""
         assert self._db is not None
-        with self._db:  # commits on success, rolls back on error
-            self._db.execute("BEGIN")
-            yield self._db
+        try:
+            with self._db:  # commits on success, rolls back on error
+                self._db.execute("BEGIN")
+                yield self._db
+        except sqlite3.OperationalError as err:
+            problem = unavailable(err, self._path.parent)
+            if self._failing is None:
+                log.error("store: a write failed: %s", problem.reason)
+            self._failing = problem.reason
+            raise problem from err
+        if self._failing is not None:
+            log.warning("store: writes land again")
+            self._failing = None
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._transaction() as db:
@@ -129,11 +158,12 @@ class SqliteStore:
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         rows = await self._run(self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
+        return self._unsaved.job(_job(rows[0])) if rows else None
 
     async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
-        return await self._run(self._list_jobs, where, params, limit, offset)
+        jobs, total = await self._run(self._list_jobs, where, params, limit, offset)
+        return [self._unsaved.job(j) for j in jobs], total
 
     def _list_jobs(self, where: str, params: tuple[Any, ...], limit: int, offset: int) -> tuple[list[JobRecord], int]:
         rows = self._rows(
@@ -144,7 +174,64 @@ class SqliteStore:
         return [_job(r) for r in rows], total
 
     async def append_event(self, event: ProgressEvent) -> None:
-        await self._run(self._append_event, event)
+        await self._keep_and_write(event)
+
+    async def _keep_and_write(self, write: Write) -> None:
+        """Write now; when the database refuses, keep the write in memory (readers see it
+        from then on) for the retry task. A job that has kept writes queues its new ones
+        behind them, so that they land in order."""
+        if not self._unsaved.has(write.job_id):
+            try:
+                await self._run(self._write_kept, write)
+                return
+            except StoreUnavailable:
+                self._unsaved.add(write)
+                self._retry_later()
+                raise
+        self._unsaved.add(write)
+        try:
+            await self._flush(write.job_id)
+        except StoreUnavailable:
+            self._retry_later()
+            raise
+
+    async def _flush(self, job_id: str) -> None:
+        async with self._flushing:
+            for write in self._unsaved.of(job_id):
+                try:
+                    await self._run(self._write_kept, write)
+                except StoreUnavailable:
+                    raise  # kept, for the retry
+                except Exception:  # it can never land (or, a duplicate, it did): it must not hold back the rest
+                    self._unsaved.written(write)
+                    raise
+                self._unsaved.written(write)
+
+    def _write_kept(self, write: Write) -> None:
+        if isinstance(write, ProgressEvent):
+            self._append_event(write)
+        else:
+            self._save_result(write)
+
+    def _retry_later(self) -> None:
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry(), name="store-retry")
+
+    async def _retry(self) -> None:
+        """Write the kept writes again, job by job, backing off while the database refuses."""
+        delay = RETRY_FIRST
+        while self._unsaved and self._db is not None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+            try:
+                for job_id in self._unsaved.jobs():
+                    await self._flush(job_id)
+            except StoreUnavailable:
+                continue
+            except Exception:  # that write can never land and is dropped (see _flush); go on with the rest
+                log.exception("store: a kept write could not be stored and is dropped")
+        if not self._unsaved:
+            log.warning("store: every kept write is stored now")
 
     def _append_event(self, event: ProgressEvent) -> None:
         first_kept = event.seq - self._keep + 1
@@ -163,7 +250,7 @@ class SqliteStore:
             )
 
     async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
-        return await self._run(self._events_after, job_id, seq)
+        return self._unsaved.events_after(job_id, seq, await self._run(self._events_after, job_id, seq))
 
     def _events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
         trimmed = self._rows("SELECT trimmed_seq FROM jobs WHERE id = ?", (job_id,))
@@ -174,9 +261,12 @@ class SqliteStore:
 
     async def latest_event(self, job_id: str) -> ProgressEvent | None:
         rows = await self._run(self._rows, "SELECT data FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,))
-        return ProgressEvent.from_dict(json.loads(rows[0][0])) if rows else None
+        return self._unsaved.newest_event(job_id, ProgressEvent.from_dict(json.loads(rows[0][0])) if rows else None)
 
     async def save_result(self, outcome: JobOutcome) -> None:
+        await self._keep_and_write(outcome)
+
+    def _save_result(self, outcome: JobOutcome) -> None:
         tt = outcome.timetable
         params = (
             outcome.job_id,
@@ -188,9 +278,12 @@ class SqliteStore:
             outcome.error,
             outcome.finished_at,
         )
-        await self._run(self._write, "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
+        self._write("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params)
 
     async def get_result(self, job_id: str) -> JobOutcome | None:
+        kept = self._unsaved.result(job_id)
+        if kept is not None:
+            return kept
         rows = await self._run(
             self._rows,
             "SELECT r.*, j.instance_ctt, j.name FROM results r JOIN jobs j ON j.id = r.job_id WHERE r.job_id = ?",
@@ -216,7 +309,7 @@ class SqliteStore:
             self._instances.popitem(last=False)
 
     async def get_result_summary(self, job_id: str) -> ResultSummary | None:
-        return await self._run(self._result_summary, job_id)
+        return self._unsaved.result_summary(job_id) or await self._run(self._result_summary, job_id)
 
     def _result_summary(self, job_id: str) -> ResultSummary | None:
         rows = self._rows("SELECT status, period, cost FROM results WHERE job_id = ?", (job_id,))
@@ -232,13 +325,30 @@ class SqliteStore:
         rows = await self._run(
             self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN (?, ?) ORDER BY created_at", (QUEUED, RUNNING)
         )
-        return [_job(r) for r in rows]
+        jobs = [self._unsaved.job(_job(r)) for r in rows]
+        return [j for j in jobs if j.status in (QUEUED, RUNNING)]
 
     async def ping(self) -> bool:
         try:
             return (await self._run(self._rows, "SELECT 1")) == [(1,)]
         except (sqlite3.Error, RuntimeError):
             return False
+
+    async def write_problem(self) -> str | None:
+        """Kept writes are tried now; then a one-row write proves the disk takes one."""
+        if self._unsaved:
+            try:
+                for job_id in self._unsaved.jobs():
+                    await self._flush(job_id)
+            except StoreUnavailable as err:
+                return f"{len(self._unsaved)} writes are kept in memory: {err.reason}"
+        try:
+            await self._run(self._write, "INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, julianday('now'))", ())
+        except StoreUnavailable as err:
+            return err.reason
+        except (sqlite3.Error, RuntimeError) as err:  # closed, or not connected
+            return f"the database cannot be written ({err})."
+        return None
 
     # Sessions (app/sessions.py): small rows, one write per login, logout and idle refresh.
 
@@ -268,6 +378,11 @@ class SqliteStore:
             return gone + revoked
 
     async def close(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            await asyncio.gather(self._retrying, return_exceptions=True)
+        if self._unsaved:
+            log.error("store: closing with %d writes not stored (%s)", len(self._unsaved), self._failing)
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None

@@ -9,10 +9,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from app.web_errors import ApiError
+
 if TYPE_CHECKING:
     from saga.events import ProgressEvent
     from saga.jobs import JobOutcome
     from solver.evaluate import Cost
+
+
+# Seconds between two tries of a write the store refused: doubling from the first to the longest.
+RETRY_FIRST, RETRY_MAX = 0.1, 2.0
+
+
+class StoreUnavailable(ApiError):
+    """A write the store cannot make now: the disk is full, the database is locked, an I/O
+    error. An ApiError, so a request that meets it is answered 507 (disk full) or 503 in
+    JSON, never a 500. `append_event` and `save_result` raise it after keeping the write in
+    memory: readers see it at once, and the store retries it in order until it lands."""
+
+    def __init__(self, reason: str, *, full: bool) -> None:
+        if full:
+            super().__init__(507, "insufficient_storage", f"The service cannot save anything now: {reason}")
+        else:
+            super().__init__(503, "store_unavailable", f"The service cannot save anything now: {reason} Try again shortly.",
+                             {"Retry-After": "5"})
+        self.reason, self.full = reason, full
 
 
 @dataclass(frozen=True)
@@ -81,7 +102,8 @@ class Store(SessionStore, Protocol):
         ...
 
     async def append_event(self, event: ProgressEvent) -> None:
-        """Store the event and move the job's status, attempt and last_seq along with it."""
+        """Store the event and move the job's status, attempt and last_seq along with it.
+        Raises StoreUnavailable when it is only kept in memory for now (and retried)."""
         ...
 
     async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
@@ -101,5 +123,10 @@ class Store(SessionStore, Protocol):
         ...
 
     async def ping(self) -> bool: ...
+
+    async def write_problem(self) -> str | None:
+        """None when a write lands now; else why not, in words (for /api/health). While
+        writes are kept in memory (see StoreUnavailable) that is a problem too."""
+        ...
 
     async def close(self) -> None: ...

@@ -42,14 +42,19 @@ async def samples(_: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    store_ok = await request.app[STORE].ping()
+    """200 when the store answers and takes a write; else 503 saying why. A store that
+    reads but cannot write (disk full) cannot finish a job, so it is not healthy."""
+    store = request.app[STORE]
+    problem = await store.write_problem() if await store.ping() else "the database does not answer."
     runner = request.app[RUNNER]
-    body = {
-        "status": "ok" if store_ok else "unavailable",
-        "store": store_ok,
+    body: dict[str, object] = {
+        "status": "ok" if problem is None else "unavailable",
+        "store": problem is None,
         "slots": {"total": runner.slots, "busy": runner.busy_slots, "free": runner.slots - runner.busy_slots},
     }
-    return web.json_response(body, status=200 if store_ok else 503)
+    if problem is not None:
+        body["detail"] = f"The store cannot be written: {problem}"
+    return web.json_response(body, status=200 if problem is None else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

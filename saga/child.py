@@ -4,6 +4,7 @@ timetable so far to the parent over a pipe, and stops when asked or orphaned."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -18,6 +19,9 @@ from solver.progress import Progress
 
 # Seconds between progress messages (stage changes and the final state are sent at once).
 SEND_INTERVAL = 0.02
+# Sent by a terminal or a service manager to a whole process group; saga.process blocks
+# them while spawning this process, and run_child ignores them.
+GROUP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 # How often the stop flag and the parent's liveness are looked at.
 STOP_POLL = 0.01
 PARENT_POLL = 0.25
@@ -86,10 +90,10 @@ class _Forwarder:
             if self._held is not None:
                 self._send(self._held)
             self._closed.set()
-            self._conn.send(message)
+            _send_or_exit(self._conn, message)
 
     def _send(self, msg: ChildProgress) -> None:
-        self._conn.send(msg)
+        _send_or_exit(self._conn, msg)
         self._held, self._last_sent, self._sent_stage = None, time.monotonic(), msg.stage
 
     def _flush_loop(self) -> None:
@@ -115,6 +119,15 @@ class _StopFlag:
         return self._stopped
 
 
+def _send_or_exit(conn: Connection, message: object) -> None:
+    """Send to the parent; when the pipe is broken the parent is gone, and so is the only
+    reader of anything this process could say: leave at once, without a traceback."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        os._exit(1)
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     """A child whose parent died is re-parented; it must not run on alone."""
     while True:
@@ -130,6 +143,12 @@ def readable_error(exc: BaseException) -> str:
 
 def run_child(conn: Connection, stop: Event, task: ChildTask, parent_pid: int) -> None:
     """Process entry point (spawn context)."""
+    # Ctrl-C in a terminal (or a service manager's SIGTERM) reaches the whole process group;
+    # the parent decides what it means (stop and keep the best, or shut down and run the job
+    # again later), never this process. Born with them blocked; a pending one is dropped here.
+    for signum in GROUP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
     forwarder = _Forwarder(conn)
     try:

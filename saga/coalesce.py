@@ -10,7 +10,8 @@ class Coalescer:
     """Calls `emit` (which publishes the job's current state) at most
     `max_per_second` times per second. A push inside the window is held and
     published when the window passes, so the last update always goes out; an
-    urgent push (stage boundary, terminal state) is published at once."""
+    urgent push (stage boundary, terminal state) is published at once. Once closed it
+    stays closed: nothing it would publish may follow the job's terminal event."""
 
     def __init__(self, emit: Callable[[], Awaitable[None]], max_per_second: float) -> None:
         self._emit = emit
@@ -20,8 +21,11 @@ class Coalescer:
         self._last = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def push(self, urgent: bool = False) -> None:
+        if self._closed:
+            return
         self._dirty = True
         loop = asyncio.get_running_loop()
         wait = self._last + self._interval - loop.time()
@@ -33,7 +37,7 @@ class Coalescer:
     async def flush(self) -> None:
         """Publish the held state now, if any."""
         async with self._lock:
-            if not self._dirty:
+            if not self._dirty or self._closed:
                 return
             self._dirty = False
             self._cancel_timer()
@@ -41,9 +45,13 @@ class Coalescer:
             await self._emit()
 
     async def close(self) -> None:
-        """Drop any held state and wait for a timer-started publish to finish."""
+        """Drop any held state and refuse every later push. Returns once a publish already
+        under way (from a push or the timer) has finished, so the caller publishes last."""
+        self._closed = True
         self._dirty = False
         self._cancel_timer()
+        async with self._lock:  # waits for an emit in progress; later flushes see _closed
+            pass
         if self._flushes:
             await asyncio.gather(*self._flushes, return_exceptions=True)
 

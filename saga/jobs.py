@@ -20,6 +20,9 @@ class JobSpec:
     workers: int = 1
     attempt: int = 1
     first_seq: int = 1  # seq of the job's first event (a retried job continues its log)
+    # Overall percent an earlier attempt reached: a retried job's bar continues from there
+    # (this run's 0-100 % is spread over the rest) instead of falling back to 0.
+    progress_floor: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,19 @@ def feasibility_fields(feasibility: Feasibility | None) -> dict[str, Any]:
 
 
 class ResultSink(Protocol):
-    async def save_result(self, outcome: JobOutcome) -> None: ...
+    async def save_result(self, outcome: JobOutcome) -> None:
+        """Keep the outcome; raise ResultNotSaved when it cannot be kept after all."""
+        ...
+
+
+class ResultNotSaved(Exception):
+    """Raised by a ResultSink that gave up keeping an outcome (e.g. the disk stayed full).
+    `outcome` is what it kept instead: the job failed, saying why. The runner ends the job
+    with it, so the one terminal event tells what the store holds."""
+
+    def __init__(self, outcome: JobOutcome) -> None:
+        super().__init__(outcome.error or "the result could not be saved")
+        self.outcome = outcome
 
 
 class CancelResult(enum.Enum):

@@ -10,16 +10,24 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from saga.child import ChildTask, run_child
+from saga.child import GROUP_SIGNALS, ChildTask, readable_error, run_child
 
 _SPAWN = multiprocessing.get_context("spawn")
-# Seconds a terminated child gets before SIGKILL.
+# Seconds a dead child may take to be reaped before its exit is described as "not answering".
 TERMINATE_GRACE = 0.5
 
 
 @dataclass(frozen=True)
 class PipeClosed:
     """The child's end of the pipe is gone: it exited or was killed."""
+
+
+@dataclass(frozen=True)
+class ReaderFailed:
+    """The reader thread could not take a message from the pipe (not EOF): e.g. one that
+    does not unpickle. Nothing more will arrive; the job must end, not wait forever."""
+
+    message: str
 
 
 class ChildHandle:
@@ -42,7 +50,14 @@ class ChildHandle:
         await asyncio.shield(self._starting)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._process.start()
+        # The child is born with GROUP_SIGNALS blocked (a thread's mask survives fork and exec),
+        # so a Ctrl-C reaching the process group while it is still importing cannot become a
+        # KeyboardInterrupt there; run_child then ignores them for good.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self._send.close()  # only the child writes; its exit then shows as EOF here
         name = self._process.name
         threading.Thread(target=self._read, args=(loop,), daemon=True, name=f"{name}-reader").start()
@@ -70,7 +85,8 @@ class ChildHandle:
         return f"The solver process exited unexpectedly with code {code}."
 
     async def kill(self, patience: float = 0.0) -> None:
-        """Give it `patience` seconds to exit, then terminate, then kill; returns once reaped."""
+        """Give it `patience` seconds to exit, then SIGKILL it (it ignores SIGTERM, see
+        GROUP_SIGNALS, and has nothing to clean up); returns once reaped."""
         if self._starting is None:
             return
         try:
@@ -79,10 +95,8 @@ class ChildHandle:
             return
         if await self._wait_reaped(patience):
             return
-        self._process.terminate()
-        if not await self._wait_reaped(TERMINATE_GRACE):
-            self._process.kill()
-            await asyncio.shield(self._reaped)
+        self._process.kill()
+        await asyncio.shield(self._reaped)
 
     async def _wait_reaped(self, timeout: float) -> bool:
         assert self._reaped is not None
@@ -105,16 +119,19 @@ class ChildHandle:
             self._reaped.set_result(None)
 
     def _read(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Reader thread: blocking receives, handed to the loop thread-safely."""
+        """Reader thread: blocking receives, handed to the loop thread-safely. It never dies
+        silently: whatever ends it becomes a last message the runner acts on."""
         while True:
             try:
                 msg: object = self._recv.recv()
             except (EOFError, OSError):
                 msg = PipeClosed()
+            except Exception as exc:  # e.g. a message that does not unpickle, MemoryError
+                msg = ReaderFailed(readable_error(exc))
             try:
                 loop.call_soon_threadsafe(self._messages.put_nowait, msg)
             except RuntimeError:  # the loop is closed; nobody is listening any more
                 break
-            if isinstance(msg, PipeClosed):
+            if isinstance(msg, (PipeClosed, ReaderFailed)):
                 break
         self._recv.close()

@@ -66,20 +66,30 @@ class JobReporter:
         self._queue_position: int | None = None
         self._feasibility: Feasibility | None = None  # known once the job has ended with a timetable
         self._publishing = asyncio.Lock()  # keeps the sink's calls in seq order
+        self._held = False  # the end is decided: no progress may be published any more
+        self._finished = False  # the terminal event went out: it is the last one
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     async def queued(self, position: int) -> None:
         """Publish the job's place in line (1 = next), when it changed."""
-        if position != self._queue_position:
+        if position != self._queue_position and not self._held:
             self._queue_position = position
             await self._coalescer.push(urgent=True)
 
     async def running(self) -> None:
+        if self._held:
+            return
         self._queue_position, self._started_at = None, time.time()
         self.tracker.start_stage(LOADING)
         await self._coalescer.push(urgent=True)
 
     async def progress(self, msg: ChildProgress) -> None:
         """Take in one report; stage boundaries are published at once, the rest by `publish_latest`."""
+        if self._held:
+            return
         now = time.monotonic()
         if not self._eta_started:  # the solver's clock (its time budget) starts with its first report
             self._eta.start(now, budget=self.spec.time_limit)
@@ -100,10 +110,17 @@ class JobReporter:
         await self._coalescer.push()
 
     async def hold(self) -> None:
-        """Stop publishing progress: the terminal event comes next, after the result is saved."""
+        """Stop publishing progress for good: the terminal event comes next, after the result
+        is saved. Returns once a progress event already under way has been published."""
+        self._held = True
         await self._coalescer.close()
 
     async def finish(self, outcome: JobOutcome) -> None:
+        """Publish the terminal event: once, and nothing after it."""
+        if self._finished:
+            raise RuntimeError(f"job {self.spec.job_id} has already ended")
+        self._finished = self._held = True
+        await self._coalescer.close()
         if outcome.status == COMPLETED:
             self.tracker.mark_completed()
         elif outcome.status == CANCELLED:
@@ -128,7 +145,7 @@ class JobReporter:
             status=t.status,
             stage=t.stage,
             stage_progress=t.stage_progress,
-            overall_progress=t.overall,
+            overall_progress=self._overall(),
             eta_seconds=eta,
             started_at=self._started_at,
             updated_at=time.time(),
@@ -141,7 +158,20 @@ class JobReporter:
             **feasibility_fields(self._feasibility),
         )
 
+    def _overall(self) -> float:
+        """This run's percent, spread over what an earlier attempt left (progress_floor)."""
+        floor = self.spec.progress_floor
+        if floor <= 0.0:
+            return self.tracker.overall
+        return round(floor + (100.0 - floor) * self.tracker.overall / 100.0, 2)
+
     def _message(self) -> str:
+        words = self._words()
+        if self.spec.attempt > 1 and self.tracker.status == RUNNING:
+            return f"{words} (attempt {self.spec.attempt}: started again after an interruption)"
+        return words
+
+    def _words(self) -> str:
         t = self.tracker
         if t.status == QUEUED:
             return f"Waiting for a free solver (number {self._queue_position} in line)"

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from saga.child import ChildError, ChildProgress, ChildResult, ChildTask, readable_error
 from saga.eta import EtaSettings
 from saga.events import CANCELLED, COMPLETED, FAILED, EventSink
-from saga.jobs import CancelResult, JobOutcome, JobSpec, ResultSink
-from saga.process import ChildHandle, PipeClosed
+from saga.jobs import CancelResult, JobOutcome, JobSpec, ResultNotSaved, ResultSink
+from saga.process import ChildHandle, PipeClosed, ReaderFailed
 from saga.reporter import JobReporter
 from saga.weights import DEFAULT_WEIGHTS, StageWeights
 from solver.evaluate import Cost, evaluate
@@ -43,7 +43,7 @@ class _Job:
     handle: ChildHandle | None = None
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
-    ending: bool = False  # the outcome is decided; a cancel comes too late
+    ending: bool = False  # the outcome is decided (set once, by _end); a cancel comes too late
     best: Timetable | None = None  # the last best-so-far timetable the child sent
     timers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -68,6 +68,9 @@ class JobRunner:
         self._queue: deque[_Job] = deque()
         self._running: dict[str, _Job] = {}
         self._closed = False
+        # One announcement of queue positions at a time, read from the live queue: two
+        # interleaved passes (or one walking a stale copy) would tell a job an old place last.
+        self._announcing = asyncio.Lock()
 
     @property
     def slots(self) -> int:
@@ -129,8 +132,17 @@ class JobRunner:
             job.handle = ChildHandle(task, name=f"saga-{spec.job_id}")
             self._running[spec.job_id] = job
             job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"saga-{spec.job_id}")
-        for position, job in enumerate(list(self._queue), start=1):
-            await job.reporter.queued(position)
+        await self._announce_positions()
+
+    async def _announce_positions(self) -> None:
+        """Tell each waiting job its place in line. The queue may change at every await:
+        each place is read just before it is told, and a job that left is skipped (its
+        reporter refuses once its end is decided). A change during the pass starts another
+        pass after this one, so the last place a job hears is its real one."""
+        async with self._announcing:
+            for job in list(self._queue):
+                if job in self._queue and not job.ending:
+                    await job.reporter.queued(self._queue.index(job) + 1)
 
     async def _run(self, job: _Job) -> None:
         assert job.handle is not None
@@ -144,8 +156,13 @@ class JobRunner:
         finally:
             for timer in job.timers:
                 timer.cancel()
-            # Reap it: after a result it exits by itself; on close it is killed at once.
-            await job.handle.kill(patience=0.0 if self._closed else 1.0)
+            # Reap it: after a result it exits by itself; on close it is killed at once,
+            # also when close() cancels this task while it gives the child its patience.
+            try:
+                await job.handle.kill(patience=0.0 if self._closed else 1.0)
+            except asyncio.CancelledError:
+                await job.handle.kill()
+                raise
             del self._running[job.spec.job_id]
             self._forget(job)
             if not self._closed:
@@ -167,6 +184,8 @@ class JobRunner:
                     return self._outcome(job, status, timetable, msg.stage_costs)
                 elif isinstance(msg, ChildError):
                     return self._outcome(job, FAILED, job.best, error=f"The solver failed: {msg.message}")
+                elif isinstance(msg, ReaderFailed):  # the child is killed when _run ends
+                    return self._outcome(job, FAILED, job.best, error=f"Lost contact with the solver: {msg.message}")
                 elif isinstance(msg, PipeClosed):
                     return await self._exit_outcome(job, handle)
             await job.reporter.publish_latest()
@@ -180,14 +199,24 @@ class JobRunner:
         return self._outcome(job, FAILED, job.best, error=await handle.exit_description())
 
     async def _end(self, job: _Job, outcome: JobOutcome) -> None:
-        """Save the result, then (and only then) publish the terminal event."""
-        job.ending = True
+        """The one end of a job: save the result, then (and only then) publish the terminal
+        event. A second call does nothing. A result that cannot be saved ends the job failed,
+        saying why, rather than leaving it running for ever."""
+        if job.ending:
+            return
+        job.ending = True  # before any await: a racing cancel or end sees it at once
+        await job.reporter.hold()
         try:
-            await job.reporter.hold()
             await self._results.save_result(outcome)
+        except ResultNotSaved as err:
+            outcome = err.outcome
+        except Exception as err:
+            log.exception("job %s: saving its result failed", job.spec.job_id)
+            outcome = self._outcome(job, FAILED, None, error=f"The result could not be saved: {readable_error(err)}")
+        try:
             await job.reporter.finish(outcome)
         except Exception:
-            log.exception("job %s: saving its result or publishing its end failed", job.spec.job_id)
+            log.exception("job %s: publishing its end failed", job.spec.job_id)
 
     def _outcome(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from contextlib import closing
@@ -337,6 +338,7 @@ async def test_restart_keeps_finished_jobs(aiohttp_client: Client, config: Confi
 async def test_interrupted_job_runs_again_as_next_attempt(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, config)
     job_id = await submit(client, time_limit="2")
+    await until_running(client, job_id)  # a queued job that never ran would keep its attempt
     await client.close()  # the runner dies with the app: the job never ends
     client, app = await start(aiohttp_client, config)
     snap = await finished(client, app, job_id)
@@ -352,11 +354,22 @@ async def test_job_interrupted_too_often_fails(aiohttp_client: Client, config: C
     config = replace(config, max_attempts=1)
     client, _ = await start(aiohttp_client, config)
     job_id = await submit(client, time_limit="60")
+    await until_running(client, job_id)
     await client.close()
     client, _ = await start(aiohttp_client, config)
     snap = await (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).json()
     assert snap["status"] == "failed" and "Interrupted 1 times" in snap["latest"]["error"]
     assert snap["feasible"] is None and snap["latest"]["feasible"] is None  # it never had a timetable
+
+
+async def until_running(client: TestClient, job_id: str) -> None:
+    """Return once the job's stream says it runs."""
+    resp = await client.get(f"/api/jobs/{job_id}/events", headers=ALICE)
+    async with asyncio.timeout(60):
+        async for line in resp.content:
+            if b'"status":"running"' in line:
+                break
+    resp.close()
 
 
 async def app_events(client: TestClient, job_id: str) -> list[dict[str, Any]]:

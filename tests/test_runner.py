@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
+from saga.child import ChildProgress
 from saga.events import CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING
 from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec
 from saga.reporter import JobReporter, shortfall
@@ -238,3 +240,19 @@ def test_shortfall_counts_unplaced_lectures_and_other_hard_violations() -> None:
     assert shortfall(Feasibility(1, 6, 1)) == "1 of 6 lectures unplaced"
     assert shortfall(Feasibility(0, 6, 1)) == "1 hard violation"
     assert Feasibility(0, 6, 0).feasible and not Feasibility(0, 6, 1).feasible
+
+
+def _refuse_to_unpickle(self: object, state: object) -> None:
+    raise pickle.UnpicklingError("a message that does not read")
+
+
+async def test_a_reader_thread_that_cannot_read_a_message_ends_the_job_failed(runner, sink, instance, monkeypatch) -> None:
+    # Only this (parent) process is patched: the spawned child pickles its progress as ever,
+    # and the parent's reader thread fails on the first one, with neither EOF nor OSError.
+    monkeypatch.setattr(ChildProgress, "__setstate__", _refuse_to_unpickle, raising=False)
+    await runner.submit(JobSpec("u", instance, time_limit=30.0))
+    await asyncio.wait_for(runner.wait("u"), 20)  # before the fix: waits for ever
+    last = sink.last("u")
+    assert last.status == FAILED and sink.results["u"].status == FAILED
+    assert last.error == "Lost contact with the solver: UnpicklingError: a message that does not read"
+    assert [p for p in multiprocessing.active_children() if p.name == "saga-u"] == []
