@@ -26,7 +26,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "Bad input; detail names the field or line", 401: "No valid token or session",
              404: "No such job (or not yours)", 405: "Method not allowed", 413: "Body over the size limit",
-             415: "Unsupported content type, or a charset other than UTF-8", 503: "Store unreachable",
+             415: "Unsupported content type, or a charset other than UTF-8",
+             503: "Store unreachable, or its database locked (Retry-After says when to try again)",
+             507: "The disk holding the database is full: nothing can be saved now",
              403: "Cross-site request refused: a session cookie from a page that is not this service's (or a --cors-origin)",
              429: "Too many active jobs for this user, or too many failed logins / unknown bearer tokens from this"
                   " address (Retry-After says when to try again)"}
@@ -116,7 +118,8 @@ PATHS: dict[str, Any] = {
                       {"200": _json({"type": "object"}, "Logged out"), **_errors(403)}, public=True),
     },
     "/api/jobs": {
-        "post": _op("Submit an instance to solve", {"202": _json(_ref("Accepted"), "Queued"), **_errors(400, 403, 413, 415)},
+        "post": _op("Submit an instance to solve", {"202": _json(_ref("Accepted"), "Queued"),
+                                                     **_errors(400, 403, 413, 415, 503, 507)},
                     requestBody=SUBMIT_BODY, parameters=[_query(k, v, k) for k, v in OPTIONS.items()]),
         "get": _op("The caller's jobs, newest first (an admin sees all)", {
             "200": _json(_obj(["jobs", "total", "limit", "offset"], jobs={"type": "array", "items": _ref("Job")},
