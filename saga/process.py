@@ -14,7 +14,7 @@ from saga.child import GROUP_SIGNALS, ChildTask, readable_error, run_child
 
 _SPAWN = multiprocessing.get_context("spawn")
 # Seconds a dead child may take to be reaped before its exit is described as "not answering".
-TERMINATE_GRACE = 0.5
+REAP_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ChildHandle:
 
     async def exit_description(self) -> str:
         """Why the child ended, in words; waits briefly for it to be reaped."""
-        if not await self._wait_reaped(TERMINATE_GRACE):
+        if not await self._wait_reaped(REAP_GRACE):
             return "The solver process stopped answering."
         code = self._process.exitcode or 0
         if code < 0:

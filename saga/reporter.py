@@ -69,10 +69,6 @@ class JobReporter:
         self._held = False  # the end is decided: no progress may be published any more
         self._finished = False  # the terminal event went out: it is the last one
 
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
     async def queued(self, position: int) -> None:
         """Publish the job's place in line (1 = next), when it changed."""
         if position != self._queue_position and not self._held:
