@@ -26,6 +26,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "Bad input; detail names the field or line", 401: "No valid token or session",
              404: "No such job (or not yours)", 405: "Method not allowed", 413: "Body over the size limit",
+             408: "Body not sent within --body-timeout",
              415: "Unsupported content type, or a charset other than UTF-8",
              503: "Store unreachable, or its database locked (Retry-After says when to try again)",
              507: "The disk holding the database is full: nothing can be saved now",
@@ -119,7 +120,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/jobs": {
         "post": _op("Submit an instance to solve", {"202": _json(_ref("Accepted"), "Queued"),
-                                                     **_errors(400, 403, 413, 415, 503, 507)},
+                                                     **_errors(400, 403, 408, 413, 415, 503, 507)},
                     requestBody=SUBMIT_BODY, parameters=[_query(k, v, k) for k, v in OPTIONS.items()]),
         "get": _op("The caller's jobs, newest first (an admin sees all)", {
             "200": _json(_obj(["jobs", "total", "limit", "offset"], jobs={"type": "array", "items": _ref("Job")},
