@@ -16,8 +16,8 @@ import logging
 import time
 from typing import Protocol
 
-from app.metrics import Metrics
-from app.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUnavailable
+from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUnavailable
+from app.web.metrics import Metrics
 from saga.child import readable_error
 from saga.events import FAILED, QUEUED, RUNNING, ProgressEvent
 from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec, ResultNotSaved, feasibility_fields

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.keys import RUNNER
-from app.web_app import create_app
+from app.web.application import create_app
+from app.web.keys import RUNNER
 
 # The toy instance of the ITC-2007 track 3 description: small enough to solve in a second.
 TOY_CTT = """Name: Toy

@@ -3,7 +3,7 @@
 `python -m tests.largest_instances` prints, for each shape, the body size and the seconds
 spent parsing, checking (the conflict matrix and the pre-solve check), clustering (the
 solver's tie-weight product) and rendering the JSON timetable view. The shapes push the
-limits of app/instance_limits.py to their bounds, within the default 5 MB body.
+limits of app/web/instance_limits.py to their bounds, within the default 5 MB body.
 
 `python -m tests.largest_instances --lag` starts a real `serve` process instead and prints
 the slowest /api/health answer (probed back to back from another thread) while each shape
@@ -24,8 +24,8 @@ from typing import Callable
 
 import httpx
 
-from app import instance_limits as lim
-from app.timetable_view import as_csv, as_json
+from app.web import instance_limits as lim
+from app.web.timetable_view import as_csv, as_json
 from solver.check import check
 from solver.cluster import cluster_courses
 from solver.ctt import format_ctt, parse_ctt

@@ -14,15 +14,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from httpx_sse import aconnect_sse
 
-from app.auth import Auth, User, auth_middleware
 from app.config import Config
-from app.hub import Hub
-from app.keys import AUTH, CONFIG, HUB, STORE
+from app.security.auth import Auth, User, auth_middleware
 from app.service import JobService
-from app.sqlite_store import SqliteStore
-from app.store import JobRecord
-from app.web_app import error_middleware
-from app.web_events import close_streams, stream
+from app.storage.sqlite_store import SqliteStore
+from app.storage.store import JobRecord
+from app.web.application import error_middleware
+from app.web.events import close_streams, stream
+from app.web.hub import Hub
+from app.web.keys import AUTH, CONFIG, HUB, STORE
 from saga.events import QUEUED, RUNNING, TERMINAL, ProgressEvent
 
 ALICE, BOB = "token-alice-0123456", "token-bob-01234567"  # 16+ characters, as the service requires

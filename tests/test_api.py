@@ -14,8 +14,8 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.keys import RUNNER, STORE
-from app.web_app import DB_FILE, create_app
+from app.web.application import DB_FILE, create_app
+from app.web.keys import RUNNER, STORE
 from solver.check import check
 from solver.ctt import format_ctt, parse_ctt, parse_sol
 from solver.generate import generate

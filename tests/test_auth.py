@@ -10,10 +10,10 @@ from typing import AsyncIterator
 
 import pytest
 
-from app.auth import ADMIN_TOKEN_FILE, Auth, TokenFileError, User, read_tokens_file
-from app.ratelimit import FailureLimiter
-from app.sessions import SessionPolicy, Sessions, session_key
-from app.sqlite_store import SqliteStore
+from app.security.auth import ADMIN_TOKEN_FILE, Auth, TokenFileError, User, read_tokens_file
+from app.security.ratelimit import FailureLimiter
+from app.security.sessions import SessionPolicy, Sessions, session_key
+from app.storage.sqlite_store import SqliteStore
 
 TOK_A, TOK_B = "tok-a-0123456789abc", "tok-b-0123456789abc"
 

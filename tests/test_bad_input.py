@@ -11,7 +11,7 @@ import pytest
 from aiohttp import FormData
 
 from app.config import Config
-from app.keys import RUNNER
+from app.web.keys import RUNNER
 from tests.app_support import ALICE, TOY_CTT, Client, config, error_of, start, submit
 
 __all__ = ["config"]  # a fixture, used by name

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.auth import COOKIE
+from app.security.auth import COOKIE
 from solver.evaluate import HARD, SOFT
 from tests.app_support import INCOMPLETE_CTT
 from tests.browser_support import (  # noqa: F401 (fixtures)

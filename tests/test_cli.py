@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from app import config as settings
-from app.cli import _read_instance, parser
+from app.commands.cli import _read_instance, parser
 from app.config import Config
 from solver.ctt import format_ctt, parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments

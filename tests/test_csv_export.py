@@ -6,7 +6,7 @@ import csv
 import io
 
 from app.config import Config
-from app.timetable_view import FORMULA_STARTS, csv_cell
+from app.web.timetable_view import FORMULA_STARTS, csv_cell
 from tests.app_support import ALICE, TOY_CTT, Client, config, finished, start, submit
 
 __all__ = ["config"]  # a fixture, used by name

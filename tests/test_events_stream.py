@@ -19,12 +19,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.config import Config
-from app.hub import Hub
-from app.metrics import Metrics
 from app.service import JobService
-from app.sqlite_store import SqliteStore
-from app.store import JobRecord
-from app.web_app import create_app
+from app.storage.sqlite_store import SqliteStore
+from app.storage.store import JobRecord
+from app.web.application import create_app
+from app.web.hub import Hub
+from app.web.metrics import Metrics
 from saga.events import CANCELLED, COMPLETED, RUNNING, ProgressEvent
 from solver.ctt import format_ctt
 from solver.generate import generate

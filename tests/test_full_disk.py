@@ -17,7 +17,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.keys import SERVICE
+from app.web.keys import SERVICE
 from solver.ctt import parse_ctt
 from tests.app_support import ALICE, TOY_CTT, Client, config, error_of, start, submit
 

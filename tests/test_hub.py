@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from app.hub import Hub, Subscription
+from app.web.hub import Hub, Subscription
 from saga.events import COMPLETED, RUNNING, ProgressEvent
 from tests.sse_support import progress_event
 

@@ -21,8 +21,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from app.config import Config
-from app.keys import HUB, SERVICE, STORE
-from app.web_app import create_app
+from app.web.application import create_app
+from app.web.keys import HUB, SERVICE, STORE
 from tests.app_support import TOY_CTT
 from tests.browser_support import free_port
 from tests.sse_support import WAIT, Block, Env, RawStream, named

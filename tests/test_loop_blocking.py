@@ -12,9 +12,10 @@ from typing import Any, Callable
 import pytest
 from aiohttp import FormData
 
-from app import instance_limits, job_input, sqlite_store, timetable_view
 from app.config import Config
-from app.keys import RUNNER
+from app.storage import sqlite_store
+from app.web import instance_limits, job_input, timetable_view
+from app.web.keys import RUNNER
 from solver.ctt import format_ctt, parse_ctt
 from solver.jsonform import instance_to_json
 from tests.app_support import ALICE, TOY_CTT, Client, config, error_of, start, submit

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.openapi import SPEC
-from app.web_app import create_app
+from app.web.application import create_app
+from app.web.openapi import SPEC
 from tests.app_support import ALICE, ALICE_TOKEN, BOB, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
 
 __all__ = ["config"]  # a fixture, used by name

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
-from app.datadir_lock import LOCK_FILE, lock_data_dir
-from app.web_app import DB_FILE
+from app.storage.datadir_lock import LOCK_FILE, lock_data_dir
+from app.web.application import DB_FILE
 from tests.app_support import ALICE, TOY_CTT, Client, config, finished, start, submit
 from tests.browser_support import ROOT, Service
 from tests.test_api import app_events

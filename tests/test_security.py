@@ -16,9 +16,9 @@ import pytest
 
 from aiohttp.test_utils import TestServer
 
-from app.auth import COOKIE
 from app.config import Config
-from app.web_app import DB_FILE, create_app
+from app.security.auth import COOKIE
+from app.web.application import DB_FILE, create_app
 from tests.app_support import ALICE_TOKEN, TOY_CTT, config
 from tests.browser_support import TOKEN, Service, wait_until
 

@@ -8,7 +8,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import sse
+from app.web import sse
 
 
 def decode(wire: bytes) -> list[ServerSentEvent]:

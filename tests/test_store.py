@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.sqlite_store import SqliteStore
-from app.store import JobRecord
+from app.storage.sqlite_store import SqliteStore
+from app.storage.store import JobRecord
 from saga.events import COMPLETED, QUEUED, RUNNING, Best, Items, ProgressEvent
 from saga.jobs import JobOutcome
 from solver.ctt import parse_ctt

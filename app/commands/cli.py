@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from app import config as settings
-from app.auth import ADMIN_TOKEN_FILE, Auth
-from app.datadir_lock import DataDirInUse, lock_data_dir
-from app.terminal import Outcome, ProgressBar, cost_table
+from app.commands.terminal import Outcome, ProgressBar, cost_table
+from app.security.auth import ADMIN_TOKEN_FILE, Auth
+from app.storage.datadir_lock import DataDirInUse, lock_data_dir
 from saga.events import FAILED
 from saga.jobs import Feasibility, JobSpec
 from saga.reporter import shortfall
@@ -34,8 +34,8 @@ class UserError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app import serving  # the web stack loads only for `serve`
-    from app.web_app import create_app
+    from app.web import serving  # the web stack loads only for `serve`
+    from app.web.application import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

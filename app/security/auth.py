@@ -3,8 +3,8 @@
 Tokens are never logged or stored: the service keeps each one's fingerprint, an HMAC
 under a secret kept in the data dir, and a session remembers the fingerprint of the
 token that opened it, so replacing a token ends its sessions. Sessions themselves are
-random and live in the store (app/sessions.py). Failed logins and unknown bearer
-tokens are counted per client address (app/ratelimit.py) and answered 429 past the limit.
+random and live in the store (app/security/sessions.py). Failed logins and unknown bearer
+tokens are counted per client address (app/security/ratelimit.py) and answered 429 past the limit.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
-from app.keys import AUTH, CONFIG, SESSIONS, STORE, USER
-from app.proxy import client_address, is_https
-from app.ratelimit import FailureLimiter
-from app.request_body import json_body
-from app.sessions import SessionPolicy, Sessions
-from app.store import JobRecord
-from app.web_errors import ApiError, bad_request, not_found
+from app.security.proxy import client_address, is_https
+from app.security.ratelimit import FailureLimiter
+from app.security.sessions import SessionPolicy, Sessions
+from app.storage.store import JobRecord
+from app.web.errors import ApiError, bad_request, not_found
+from app.web.keys import AUTH, CONFIG, SESSIONS, STORE, USER
+from app.web.request_body import json_body
 
 if TYPE_CHECKING:
     from app.config import Config

@@ -4,7 +4,7 @@ must show that it comes from this service's own page (or an allowed CORS origin)
 
 Browsers mark every POST/DELETE with `Origin` and, lately, `Sec-Fetch-Site`; a page
 cannot forge either. Bearer-token requests are exempt: another site cannot make the
-browser attach an Authorization header without a preflight, which app/cors.py refuses.
+browser attach an Authorization header without a preflight, which app/web/cors.py refuses.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import logging
 
 from aiohttp import web
 
-from app.auth import bearer_token
-from app.keys import CONFIG
-from app.proxy import normal_origin, own_origin
-from app.web_errors import ApiError
+from app.security.auth import bearer_token
+from app.security.proxy import normal_origin, own_origin
+from app.web.errors import ApiError
+from app.web.keys import CONFIG
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -3,7 +3,7 @@
 The cookie carries 256 random bits; the store keeps only their SHA-256, so neither a
 log nor a copy of the database holds a usable session. A session ends when it has been
 idle too long, when it reaches its absolute lifetime, on logout, or when the token it
-was opened with is no longer configured (app/auth.py checks the fingerprint).
+was opened with is no longer configured (app/security/auth.py checks the fingerprint).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Awaitable, Callable
 
-from app.store import SessionRecord, SessionStore
+from app.storage.store import SessionRecord, SessionStore
 
 log = logging.getLogger(__name__)
 HOUR = 3600.0

@@ -7,7 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from app.store import StoreUnavailable
+from app.storage.store import StoreUnavailable
 
 _FULL, _BUSY, _LOCKED, _IOERR = 13, 5, 6, 10  # SQLite's primary result codes
 # An I/O error on a disk with less than this free is a full disk that SQLite met as a

@@ -4,7 +4,7 @@ sqlite3 blocks, so one worker thread owns the connection and every call runs the
 the event loop only awaits. Serialising through one thread also orders the writes.
 
 A write that fails (disk full, database locked, I/O error) raises StoreUnavailable. Events
-and results are kept in memory first (app/unsaved.py): readers see them at once, and a
+and results are kept in memory first (app/storage/unsaved.py): readers see them at once, and a
 retry task writes them, in order, once the database takes writes again.
 """
 
@@ -21,9 +21,9 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from app.sqlite_errors import unavailable
-from app.store import RETRY_FIRST, RETRY_MAX, JobRecord, ResultSummary, SessionRecord, StoreUnavailable
-from app.unsaved import Unsaved, Write
+from app.storage.sqlite_errors import unavailable
+from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, ResultSummary, SessionRecord, StoreUnavailable
+from app.storage.unsaved import Unsaved, Write
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
 from solver.ctt import parse_ctt
@@ -350,7 +350,7 @@ class SqliteStore:
             return f"the database cannot be written ({err})."
         return None
 
-    # Sessions (app/sessions.py): small rows, one write per login, logout and idle refresh.
+    # Sessions (app/security/sessions.py): small rows, one write per login, logout and idle refresh.
 
     async def put_session(self, session: SessionRecord) -> None:
         await self._run(self._write, f"INSERT OR REPLACE INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",

@@ -1,6 +1,6 @@
 """What the web edge keeps about jobs, and the storage Protocol behind it.
 
-`SqliteStore` (app/sqlite_store.py) is the implementation; handlers and the SSE
+`SqliteStore` (app/storage/sqlite_store.py) is the implementation; handlers and the SSE
 stream depend only on this Protocol.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from app.web_errors import ApiError
+from app.web.errors import ApiError
 
 if TYPE_CHECKING:
     from saga.events import ProgressEvent
@@ -49,7 +49,7 @@ class JobRecord:
     instance_ctt: str  # the instance as .ctt text, enough to run the job again
     last_seq: int  # seq of the newest stored event, 0 before the first
     # The pre-solve check's warnings (solver.check), one line each. Keep it the last field:
-    # app/sqlite_store.py keeps it as JSON, and rows stored before it existed read back ().
+    # app/storage/sqlite_store.py keeps it as JSON, and rows stored before it existed read back ().
     warnings: tuple[str, ...] = ()
 
 
@@ -66,7 +66,7 @@ class ResultSummary:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """A login session as stored (app/sessions.py); the cookie's value itself is never stored."""
+    """A login session as stored (app/security/sessions.py); the cookie's value itself is never stored."""
 
     key: str  # SHA-256 of the cookie value, so a copy of the database opens no sessions
     user: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Union
 
-from app.store import JobRecord, ResultSummary
+from app.storage.store import JobRecord, ResultSummary
 from saga.events import ProgressEvent
 from saga.jobs import JobOutcome
 

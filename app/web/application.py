@@ -8,17 +8,18 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from app import auth, cors, csrf, web_events, web_jobs, web_misc, web_static
-from app.auth import Auth
-from app.body_limits import body_limits_middleware, too_large
 from app.config import Config
-from app.connections import CONNECTIONS, guard_of
-from app.hub import Hub
-from app.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
-from app.metrics import Metrics
+from app.security import auth, csrf
+from app.security.auth import Auth
 from app.service import JobService
-from app.sqlite_store import SqliteStore
-from app.web_errors import ApiError, json_error
+from app.storage.sqlite_store import SqliteStore
+from app.web import cors, events, jobs, misc, static
+from app.web.body_limits import body_limits_middleware, too_large
+from app.web.connections import CONNECTIONS, guard_of
+from app.web.errors import ApiError, json_error
+from app.web.hub import Hub
+from app.web.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
+from app.web.metrics import Metrics
 from saga.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
 
     app.on_startup.append(_start)
     auth.setup(app, config)  # sessions on the store; forgets expired ones once the store is up
-    app.on_shutdown.append(web_events.close_streams)
+    app.on_shutdown.append(events.close_streams)
     app.on_cleanup.append(_stop)
     app.on_response_prepare.append(cors.add_headers)
     _routes(app)
@@ -80,10 +81,10 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
 def _routes(app: web.Application) -> None:
     app.router.add_post("/api/session", auth.login)
     app.router.add_delete("/api/session", auth.logout)
-    web_jobs.setup(app)
-    app.router.add_get("/api/jobs/{id}/events", web_events.stream)
-    web_misc.setup(app)
-    web_static.setup(app)
+    jobs.setup(app)
+    app.router.add_get("/api/jobs/{id}/events", events.stream)
+    misc.setup(app)
+    static.setup(app)
 
 
 async def _start(app: web.Application) -> None:

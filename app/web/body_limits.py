@@ -21,9 +21,9 @@ import asyncio
 
 from aiohttp import web
 
-from app.connections import CONNECTIONS, ConnectionStats
-from app.keys import CONFIG
-from app.web_errors import json_error
+from app.web.connections import CONNECTIONS, ConnectionStats
+from app.web.errors import json_error
+from app.web.keys import CONFIG
 
 
 class BodyRefused(TimeoutError):

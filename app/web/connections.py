@@ -28,7 +28,7 @@ REFUSAL_LINGER = 1.0  # seconds a refused connection may take to read its 503 be
 
 @dataclass
 class ConnectionStats:
-    """Counters read by app/metrics at scrape time."""
+    """Counters read by app/web/metrics at scrape time."""
 
     open: int = 0
     refused_total: int = 0  # over --max-connections

@@ -16,13 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from app import sse
-from app.auth import visible_job
-from app.hub import Hub, Subscription
-from app.keys import CONFIG, HUB, STORE, USER
-from app.store import JobRecord, Store
-from app.web_errors import ApiError
-from app.web_jobs import links
+from app.security.auth import visible_job
+from app.storage.store import JobRecord, Store
+from app.web import sse
+from app.web.errors import ApiError
+from app.web.hub import Hub, Subscription
+from app.web.jobs import links
+from app.web.keys import CONFIG, HUB, STORE, USER
 from saga.events import TERMINAL, ProgressEvent
 
 RETRY_MS = 3000

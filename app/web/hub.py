@@ -24,7 +24,7 @@ DEFAULT_MAX_SUBSCRIBERS = 10_000
 
 @dataclass
 class HubStats:
-    """Counters read by app/metrics at scrape time; the streams keep the last three."""
+    """Counters read by app/web/metrics at scrape time; the streams keep the last three."""
 
     events_published: int = 0
     events_coalesced: int = 0  # progress events a slow subscriber never saw

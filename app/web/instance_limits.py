@@ -11,7 +11,7 @@ before any of that work starts, on counts the parsed instance already holds.
 
 from __future__ import annotations
 
-from app.web_errors import ApiError
+from app.web.errors import ApiError
 from solver.model import Instance
 
 # The bench's largest size (about 9,000 lectures) has 2,100 courses, 290 rooms and 700

@@ -19,10 +19,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from app.config import Config
-from app.instance_limits import refuse_oversized
-from app.request_body import decode_utf8, parse_json, require_utf8_charset
-from app.text_rules import clean_name, refuse_control_in_instance, refuse_control_in_text, refuse_control_in_value
-from app.web_errors import ApiError, bad_request
+from app.web.errors import ApiError, bad_request
+from app.web.instance_limits import refuse_oversized
+from app.web.request_body import decode_utf8, parse_json, require_utf8_charset
+from app.web.text_rules import clean_name, refuse_control_in_instance, refuse_control_in_text, refuse_control_in_value
 from solver.check import ERROR, WARNING, check
 from solver.ctt import format_ctt, parse_ctt
 from solver.errors import InstanceError

@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from app import timetable_view
-from app.auth import user, visible_job
-from app.job_input import read_submission
-from app.keys import CONFIG, SERVICE, STORE
-from app.store import JobRecord, ResultSummary
-from app.web_errors import ApiError, bad_request, not_found
-from app.web_misc import sample_instance
+from app.security.auth import user, visible_job
+from app.storage.store import JobRecord, ResultSummary
+from app.web import timetable_view
+from app.web.errors import ApiError, bad_request, not_found
+from app.web.job_input import read_submission
+from app.web.keys import CONFIG, SERVICE, STORE
+from app.web.misc import sample_instance
 from saga.events import QUEUED, TERMINAL
 from saga.jobs import CancelResult, Feasibility, JobOutcome, feasibility_fields
 from solver.ctt import format_sol

@@ -1,17 +1,17 @@
 """Every `request.app[...]` key of the web app, in one place.
 
-`app/web_app.py` (create_app) sets all of them before the app starts serving:
-- STORE: the `app.store.Store` (jobs, event logs, results).
-- HUB: the `app.hub.Hub` that fans events out to SSE subscribers.
+`app/web/application.py` (create_app) sets all of them before the app starts serving:
+- STORE: the `app.storage.store.Store` (jobs, event logs, results).
+- HUB: the `app.web.hub.Hub` that fans events out to SSE subscribers.
 - CONFIG: the `app.config.Config` (heartbeat seconds, CORS origins, limits...).
-- METRICS: the `app.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
+- METRICS: the `app.web.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
 - RUNNER: the `saga.runner.JobRunner` executing jobs.
 - SERVICE: the `app.service.JobService` (submit, cancel, per-user active counts).
-- AUTH: the `app.auth.Auth` (tokens, login code, failed-login limits).
-- SESSIONS: the `app.sessions.Sessions` (login sessions, kept in the store).
+- AUTH: the `app.security.auth.Auth` (tokens, login code, failed-login limits).
+- SESSIONS: the `app.security.sessions.Sessions` (login sessions, kept in the store).
 
-The auth middleware puts the caller's `app.auth.User` in `request[USER]` for every
-/api route except POST/DELETE /api/session, and `app.auth.visible_job(request, job_id)`
+The auth middleware puts the caller's `app.security.auth.User` in `request[USER]` for every
+/api route except POST/DELETE /api/session, and `app.security.auth.visible_job(request, job_id)`
 returns the JobRecord or raises the JSON 404 (another user's job looks missing).
 """
 
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from app.auth import Auth, User
     from app.config import Config
-    from app.hub import Hub
-    from app.metrics import Metrics
+    from app.security.auth import Auth, User
+    from app.security.sessions import Sessions
     from app.service import JobService
-    from app.sessions import Sessions
-    from app.store import Store
+    from app.storage.store import Store
+    from app.web.hub import Hub
+    from app.web.metrics import Metrics
     from saga.runner import JobRunner
 
 STORE: web.AppKey[Store] = web.AppKey("store")

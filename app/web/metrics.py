@@ -10,8 +10,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from app.connections import ConnectionStats
-from app.hub import HubStats
+from app.web.connections import ConnectionStats
+from app.web.hub import HubStats
 from saga.events import TERMINAL, ProgressEvent
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -6,9 +6,9 @@ from functools import cache
 
 from aiohttp import web
 
-from app import openapi
-from app.keys import METRICS, RUNNER, STORE
-from app.metrics import CONTENT_TYPE
+from app.web import openapi
+from app.web.keys import METRICS, RUNNER, STORE
+from app.web.metrics import CONTENT_TYPE
 from solver.generate import generate
 from solver.model import Instance
 

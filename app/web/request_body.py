@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.web_errors import ApiError, bad_request
+from app.web.errors import ApiError, bad_request
 
 # ASCII is a subset of UTF-8, so a body that says so is read the same way.
 UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})

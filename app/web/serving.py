@@ -17,8 +17,8 @@ from typing import Any, Callable
 from aiohttp import web
 
 from app.config import Config
-from app.connections import CONNECTIONS, GuardedConnection
-from app.web_app import AccessLogger
+from app.web.application import AccessLogger
+from app.web.connections import CONNECTIONS, GuardedConnection
 
 log = logging.getLogger(__name__)
 

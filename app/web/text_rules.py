@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from app.web_errors import ApiError, bad_request
+from app.web.errors import ApiError, bad_request
 from solver.model import Instance
 
 # C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides,

@@ -1,0 +1,1 @@
+"""The `timetabler` command line: serve, solve, generate."""
