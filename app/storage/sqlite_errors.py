@@ -7,7 +7,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from app.storage.store import StoreUnavailable
+from app.storage.store import DISK_FULL, LOCKED, UNWRITABLE, StoreUnavailable
 
 _FULL, _BUSY, _LOCKED, _IOERR = 13, 5, 6, 10  # SQLite's primary result codes
 # An I/O error on a disk with less than this free is a full disk that SQLite met as a
@@ -27,7 +27,7 @@ def unavailable(err: sqlite3.OperationalError, directory: Path) -> StoreUnavaila
     primary = code & 0xFF if isinstance(code, int) else None
     free = _free_bytes(directory)
     if primary == _FULL or (primary == _IOERR and free is not None and free < NEARLY_FULL):
-        return StoreUnavailable(f"the disk holding the database is full ({err}).", full=True)
+        return StoreUnavailable(DISK_FULL, f"the disk holding the database is full ({err}).")
     if primary in (_BUSY, _LOCKED):
-        return StoreUnavailable(f"the database is locked by another process ({err}).", full=False)
-    return StoreUnavailable(f"the database cannot be written ({err}).", full=False)
+        return StoreUnavailable(LOCKED, f"the database is locked by another process ({err}).")
+    return StoreUnavailable(UNWRITABLE, f"the database cannot be written ({err}).")

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from app.web.errors import ApiError
-
 if TYPE_CHECKING:
     from saga.events import ProgressEvent
     from saga.jobs import JobOutcome
@@ -21,19 +19,23 @@ if TYPE_CHECKING:
 RETRY_FIRST, RETRY_MAX = 0.1, 2.0
 
 
-class StoreUnavailable(ApiError):
-    """A write the store cannot make now: the disk is full, the database is locked, an I/O
-    error. An ApiError, so a request that meets it is answered 507 (disk full) or 503 in
-    JSON, never a 500. `append_event` and `save_result` raise it after keeping the write in
-    memory: readers see it at once, and the store retries it in order until it lands."""
+# What kind of refusal a StoreUnavailable is: the web edge answers DISK_FULL with 507, the
+# others with 503 and Retry-After.
+DISK_FULL, LOCKED, UNWRITABLE = "disk_full", "locked", "unwritable"
+RETRY_AFTER = 5  # seconds a client is told to wait before trying a refused write again
 
-    def __init__(self, reason: str, *, full: bool) -> None:
-        if full:
-            super().__init__(507, "insufficient_storage", f"The service cannot save anything now: {reason}")
-        else:
-            super().__init__(503, "store_unavailable", f"The service cannot save anything now: {reason} Try again shortly.",
-                             {"Retry-After": "5"})
-        self.reason, self.full = reason, full
+
+class StoreUnavailable(Exception):
+    """A write the store cannot make now: the disk is full, the database is locked, an I/O
+    error. A plain exception: the store knows nothing of HTTP; the web edge's error middleware
+    (app/web/errors.py, `store_error`) answers it 507 (disk full) or 503 in JSON, never a 500.
+    `append_event` and `save_result` raise it after keeping the write in memory: readers see
+    it at once, and the store retries it in order until it lands."""
+
+    def __init__(self, kind: str, reason: str, *, retry_after: int = RETRY_AFTER) -> None:
+        self.kind, self.reason, self.retry_after = kind, reason, retry_after  # DISK_FULL | LOCKED | UNWRITABLE
+        self.detail = f"The service cannot save anything now: {reason}"  # one readable sentence
+        super().__init__(self.detail)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from app.security import auth, csrf
 from app.security.auth import Auth
 from app.service import JobService
 from app.storage.sqlite_store import SqliteStore
+from app.storage.store import StoreUnavailable
 from app.web import cors, events, jobs, misc, static
 from app.web.body_limits import body_limits_middleware, too_large
 from app.web.connections import CONNECTIONS, guard_of
-from app.web.errors import ApiError, json_error
+from app.web.errors import ApiError, json_error, store_error
 from app.web.hub import Hub
 from app.web.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
 from app.web.metrics import Metrics
@@ -40,6 +41,8 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
         return await handler(request)
     except ApiError as err:
         return err.response()
+    except StoreUnavailable as err:
+        return store_error(err).response()
     except web.HTTPRequestEntityTooLarge:
         return too_large(request.app[CONFIG].max_body)
     except web.HTTPException as err:

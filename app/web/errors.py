@@ -6,6 +6,8 @@ import json
 
 from aiohttp import web
 
+from app.storage.store import DISK_FULL, StoreUnavailable
+
 
 def json_error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
     body = json.dumps({"error": error, "detail": detail})
@@ -29,3 +31,10 @@ def bad_request(detail: str) -> ApiError:
 
 def not_found(detail: str) -> ApiError:
     return ApiError(404, "not_found", detail)
+
+
+def store_error(err: StoreUnavailable) -> ApiError:
+    """The HTTP answer to a write the store refused: 507 for a full disk, else 503 with Retry-After."""
+    if err.kind == DISK_FULL:
+        return ApiError(507, "insufficient_storage", err.detail)
+    return ApiError(503, "store_unavailable", f"{err.detail} Try again shortly.", {"Retry-After": str(err.retry_after)})

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from app.security.auth import visible_job
-from app.storage.store import JobRecord, Store
+from app.storage.store import JobRecord, Store, StoreUnavailable
 from app.web import sse
 from app.web.errors import ApiError
 from app.web.hub import Hub, Subscription
@@ -149,7 +149,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     try:
         job: JobRecord | None = await visible_job(request, job_id)
-    except ApiError:
+    except (ApiError, StoreUnavailable):  # answered by the error middleware, in JSON
         raise
     except Exception:  # the store is down: ask the browser to come back, not to give up
         log.exception("event stream of job %s: store unavailable", job_id)
