@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from solver.model import ROOM_FIT_MISSING_SEAT
 from solver.progress import StopCheck
 from solver.state import SearchState
 from solver.timetable import UNPLACED, Timetable
@@ -74,7 +75,7 @@ def _fits(state: SearchState, l: int, p: int) -> bool:
 class _Constructor:
     def __init__(self, state: SearchState, rng: random.Random) -> None:
         ix = state.instance.index
-        self.state, self.rng = state, rng
+        self.state = state
         c_n, p_n, r_n = ix.n_courses, ix.n_periods, ix.n_rooms
         self.p_n, self.ppd = p_n, ix.periods_per_day
         self.unavailable = ix.unavailable
@@ -100,21 +101,13 @@ class _Constructor:
         self.options = self.usable.sum(axis=1)
         self.ejections = np.ones(c_n)  # conflict statistics: how dear a course is to eject
         self.tabu = np.zeros((c_n, p_n), dtype=np.int64)
-        self.fit = self._room_fit(ix.capacity, ix.students)
+        self.fit = ix.room_fit
         self.noise = np.random.default_rng(rng.randrange(1 << 32))
         self.step = 0
 
     def _snapshot(self) -> list[tuple[int, int, int]]:
         state = self.state
         return [(x, state.period[x], state.room[x]) for x in range(state.n_lectures)]
-
-    @staticmethod
-    def _room_fit(capacity: np.ndarray, students: np.ndarray) -> np.ndarray:
-        """Per course and room: students above capacity first, then seats left empty
-        (best fit keeps the large rooms for the large courses)."""
-        over = np.maximum(students[:, None] - capacity[None, :], 0)
-        empty = np.maximum(capacity[None, :] - students[:, None], 0)
-        return over * 1_000_000.0 + empty
 
     def run(self, deadline: float, should_stop: StopCheck, on_placed: PlacedCallback) -> None:
         """Place until none is left or time is up; then, if ejections left more lectures
@@ -221,7 +214,8 @@ class _Constructor:
         fit = self.fit[c, free]
         own = state.cr[c * state.n_rooms : (c + 1) * state.n_rooms]
         if state.rooms_used[c]:
-            fit = fit + 1_000_000.0 * (np.asarray(own, dtype=np.int64)[free] == 0)  # stability: one room per course
+            # stability (one room per course) weighs like a missing seat
+            fit = fit + float(ROOM_FIT_MISSING_SEAT) * (np.asarray(own, dtype=np.int64)[free] == 0)
         r = int(free[np.argmin(fit)])
         state.place(l, p, r)
         self.busy[c, p] = True

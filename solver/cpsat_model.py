@@ -96,10 +96,8 @@ def build_placement(base: Timetable, free_lectures: Sequence[int], *, room_choic
 
 
 def _room_choice(ix: Index, c: int, count: int) -> set[int]:
-    """The `count` rooms that fit course c best: no seat missing first, then fewest seats left empty."""
-    over = np.maximum(ix.students[c] - ix.capacity, 0)
-    empty = np.maximum(ix.capacity - ix.students[c], 0)
-    return set(np.lexsort((empty, over))[:count].tolist())
+    """The `count` rooms that fit course c best (`Index.room_fit`)."""
+    return set(np.argsort(ix.room_fit[c], kind="stable")[:count].tolist())
 
 
 def _offset(fixed: Timetable, free_courses: list[int], constant_curricula: Sequence[int]) -> int:

@@ -11,6 +11,9 @@ from functools import cached_property
 
 import numpy as np
 
+# One missing seat outweighs any number of empty ones (a room holds at most 100,000).
+ROOM_FIT_MISSING_SEAT = 1_000_000
+
 
 @dataclass(frozen=True)
 class Course:
@@ -94,6 +97,14 @@ class Index:
     curriculum_courses: tuple[tuple[int, ...], ...]  # per curriculum
     conflict: np.ndarray  # bool[C, C]: shared teacher or curriculum, False on the diagonal
     unavailable: np.ndarray  # bool[C, P]
+
+    @cached_property
+    def room_fit(self) -> np.ndarray:
+        """float[C, R], lower fits better: seats missing first, then seats left empty
+        (best fit keeps the large rooms for the large courses)."""
+        over = np.maximum(self.students[:, None] - self.capacity[None, :], 0)
+        empty = np.maximum(self.capacity[None, :] - self.students[:, None], 0)
+        return over * float(ROOM_FIT_MISSING_SEAT) + empty
 
     @property
     def n_courses(self) -> int:

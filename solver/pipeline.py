@@ -124,8 +124,8 @@ def solve(
         should_stop=should_stop,
         on_cluster=lambda done, total, tt, cost: best.report(CPSAT, groups + done, 2 * groups, tt, cost),
     )
-    best.offer(improved)
     stage_costs[CPSAT] = evaluate(improved)
+    best.offer(improved, stage_costs[CPSAT])
     if should_stop():
         return finish()
 
