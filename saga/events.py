@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -53,6 +54,15 @@ class ProgressEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The one JSON form of an event: stored in the job's log and sent to SSE clients as it is
+        (one line: json.dumps escapes every line break inside strings)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @staticmethod
+    def from_json(text: str) -> ProgressEvent:
+        return ProgressEvent.from_dict(json.loads(text))
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ProgressEvent:

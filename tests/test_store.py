@@ -97,7 +97,7 @@ async def test_reopened_database_keeps_everything(tmp_path: Path) -> None:
     try:
         assert [j.id for j in await second.unfinished_jobs()] == ["busy"]
         assert (await second.get_job("done")).status == COMPLETED
-        assert await second.events_after("done", 0) == [event("done", 1, COMPLETED)]
+        assert [e.event() for e in await second.events_after("done", 0)] == [event("done", 1, COMPLETED)]
         assert await second.ping()
     finally:
         await second.close()

@@ -1,7 +1,10 @@
 """`Store` on SQLite: one file in the data dir, WAL mode, one transaction per write.
 
-sqlite3 blocks, so one worker thread owns the connection and every call runs there;
-the event loop only awaits. Serialising through one thread also orders the writes.
+sqlite3 blocks, so one worker thread owns the writing connection and every write runs
+there; the event loop only awaits. Serialising through one thread also orders the writes.
+The reads an event stream's connect makes (`job_head`, `events_after`) run on a second,
+read-only connection in a thread of its own: WAL lets it read while a write is under way,
+so a thousand connects a second never queue behind the solver's progress writes.
 
 A write that fails (disk full, database locked, I/O error) raises StoreUnavailable. Events
 and results are kept in memory first (app/storage/unsaved.py): readers see them at once, and a
@@ -22,7 +25,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 from app.storage.sqlite_errors import unavailable
-from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, ResultSummary, SessionRecord, StoreUnavailable
+from app.storage.store import (
+    RETRY_FIRST, RETRY_MAX, JobHead, JobRecord, ResultSummary, SessionRecord, StoredEvent, StoreUnavailable,
+)
 from app.storage.unsaved import Unsaved, Write
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
@@ -98,7 +103,9 @@ class SqliteStore:
         self._path = path
         self._keep = keep_events
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._db: sqlite3.Connection | None = None
+        self._read_db: sqlite3.Connection | None = None
         self._instances: OrderedDict[str, Instance] = OrderedDict()
         self._unsaved = Unsaved()
         self._flushing = asyncio.Lock()  # kept writes go out in order, one flush at a time
@@ -107,6 +114,7 @@ class SqliteStore:
 
     async def connect(self) -> None:
         await self._run(self._connect)
+        await self._read(self._connect_reader)
 
     def _connect(self) -> None:
         self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -123,8 +131,18 @@ class SqliteStore:
                 db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         self._db = db
 
+    def _connect_reader(self) -> None:
+        self._read_db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    def _read_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._read_db is not None
+        return self._read_db.execute(sql, params).fetchall()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -159,6 +177,10 @@ class SqliteStore:
     async def get_job(self, job_id: str) -> JobRecord | None:
         rows = await self._run(self._rows, f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return self._unsaved.job(_job(rows[0])) if rows else None
+
+    async def job_head(self, job_id: str) -> JobHead | None:
+        rows = await self._read(self._read_rows, "SELECT id, owner, status, last_seq FROM jobs WHERE id = ?", (job_id,))
+        return self._unsaved.head(JobHead(*rows[0])) if rows else None
 
     async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         where, params = ("WHERE owner = ?", (owner,)) if owner is not None else ("", ())
@@ -238,7 +260,7 @@ class SqliteStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO events (job_id, seq, data) VALUES (?, ?, ?)",
-                (event.job_id, event.seq, json.dumps(event.to_dict())),
+                (event.job_id, event.seq, event.to_json()),
             )
             dropped = db.execute(
                 "SELECT MAX(seq) FROM events WHERE job_id = ? AND seq < ?", (event.job_id, first_kept)
@@ -249,15 +271,20 @@ class SqliteStore:
                 (event.status, event.attempt, event.seq, dropped or 0, event.job_id),
             )
 
-    async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
-        return self._unsaved.events_after(job_id, seq, await self._run(self._events_after, job_id, seq))
+    async def events_after(self, job_id: str, seq: int) -> list[StoredEvent] | None:
+        return self._unsaved.events_after(job_id, seq, await self._read(self._events_after, job_id, seq))
 
-    def _events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
-        trimmed = self._rows("SELECT trimmed_seq FROM jobs WHERE id = ?", (job_id,))
-        if trimmed and seq < trimmed[0][0]:
-            return None
-        rows = self._rows("SELECT data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq", (job_id, seq))
-        return [ProgressEvent.from_dict(json.loads(r[0])) for r in rows]
+    def _events_after(self, job_id: str, seq: int) -> list[StoredEvent] | None:
+        assert self._read_db is not None
+        with self._read_db:  # one read transaction: the trim mark and the rows agree
+            trimmed = self._read_rows("SELECT trimmed_seq FROM jobs WHERE id = ?", (job_id,))
+            if trimmed and seq < trimmed[0][0]:
+                return None
+            rows = self._read_rows(
+                "SELECT seq, json_extract(data, '$.status'), data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                (job_id, seq),
+            )
+        return [StoredEvent(*r) for r in rows]
 
     async def latest_event(self, job_id: str) -> ProgressEvent | None:
         rows = await self._run(self._rows, "SELECT data FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,))
@@ -386,4 +413,8 @@ class SqliteStore:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
+        if self._read_db is not None:
+            await self._read(self._read_db.close)
+            self._read_db = None
         self._executor.shutdown(wait=True)
+        self._reader.shutdown(wait=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from saga.events import TERMINAL, ProgressEvent
+
 if TYPE_CHECKING:
-    from saga.events import ProgressEvent
     from saga.jobs import JobOutcome
     from solver.evaluate import Cost
 
@@ -53,6 +54,34 @@ class JobRecord:
     # The pre-solve check's warnings (solver.check), one line each. Keep it the last field:
     # app/storage/sqlite_store.py keeps it as JSON, and rows stored before it existed read back ().
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobHead:
+    """The few fields an event stream's connect needs: who may see the job, where its log
+    ends. Read without the instance text, so that thousands of connects stay cheap."""
+
+    id: str
+    owner: str
+    status: str
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as the job's log keeps it: `data` is the event's JSON
+    (ProgressEvent.to_json), sent to a resuming SSE client as it is, never re-encoded."""
+
+    seq: int
+    status: str
+    data: str
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def event(self) -> ProgressEvent:
+        return ProgressEvent.from_json(self.data)
 
 
 @dataclass(frozen=True)
@@ -99,6 +128,10 @@ class Store(SessionStore, Protocol):
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    async def job_head(self, job_id: str) -> JobHead | None:
+        """The job's owner, status and last seq, without its instance; never waits behind writes."""
+        ...
+
     async def list_jobs(self, owner: str | None, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         """Newest first, with the total count; `owner` None lists everyone's (admin)."""
         ...
@@ -108,8 +141,9 @@ class Store(SessionStore, Protocol):
         Raises StoreUnavailable when it is only kept in memory for now (and retried)."""
         ...
 
-    async def events_after(self, job_id: str, seq: int) -> list[ProgressEvent] | None:
-        """Events with seq > `seq`, oldest first; None when the bounded log no longer holds seq+1."""
+    async def events_after(self, job_id: str, seq: int) -> list[StoredEvent] | None:
+        """Events with seq > `seq`, oldest first, as stored; None when the bounded log no
+        longer holds seq+1. Never waits behind writes."""
         ...
 
     async def latest_event(self, job_id: str) -> ProgressEvent | None: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Union
 
-from app.storage.store import JobRecord, ResultSummary
+from app.storage.store import JobHead, JobRecord, ResultSummary, StoredEvent
 from saga.events import ProgressEvent
 from saga.jobs import JobOutcome
 
@@ -69,12 +69,13 @@ class Unsaved:
             return pending[-1]
         return stored
 
-    def events_after(self, job_id: str, seq: int, stored: list[ProgressEvent] | None) -> list[ProgressEvent] | None:
+    def events_after(self, job_id: str, seq: int, stored: list[StoredEvent] | None) -> list[StoredEvent] | None:
         pending = [e for e in self.events(job_id) if e.seq > seq]
         if stored is None or not pending:
             return stored
         known = {e.seq for e in stored}
-        return sorted([*stored, *(e for e in pending if e.seq not in known)], key=lambda e: e.seq)
+        kept = [StoredEvent(e.seq, e.status, e.to_json()) for e in pending if e.seq not in known]
+        return sorted([*stored, *kept], key=lambda e: e.seq)
 
     def job(self, record: JobRecord) -> JobRecord:
         """The record as the newest pending event moves it (status, attempt, last_seq)."""
@@ -82,6 +83,12 @@ class Unsaved:
         if newest is None or newest.seq <= record.last_seq:
             return record
         return replace(record, status=newest.status, attempt=newest.attempt, last_seq=newest.seq)
+
+    def head(self, head: JobHead) -> JobHead:
+        newest = self.newest_event(head.id, None)
+        if newest is None or newest.seq <= head.last_seq:
+            return head
+        return replace(head, status=newest.status, last_seq=newest.seq)
 
     def result(self, job_id: str) -> JobOutcome | None:
         outcomes = [w for w in self._by_job.get(job_id, ()) if isinstance(w, JobOutcome)]
