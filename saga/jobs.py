@@ -59,6 +59,9 @@ class JobOutcome:
     stage_costs: dict[str, Cost] = field(default_factory=dict)
     error: str | None = None
     finished_at: float = 0.0
+    # The run that produced it (JobSpec.attempt): a store refuses an older run's result
+    # once a newer one has started (app/storage/store.py StaleWrite). Keep it last.
+    attempt: int = 1
 
     @property
     def feasibility(self) -> Feasibility | None:

@@ -7,8 +7,8 @@ read-only connection in a thread of its own: WAL lets it read while a write is u
 so a thousand connects a second never queue behind the solver's progress writes.
 
 A write that fails (disk full, database locked, I/O error) raises StoreUnavailable. Events
-and results are kept in memory first (app/storage/unsaved.py): readers see them at once, and a
-retry task writes them, in order, once the database takes writes again.
+and results are kept in memory first (app/storage/kept_writes.py): readers see them at once,
+and a retry task writes them, in order, once the database takes writes again.
 """
 
 from __future__ import annotations
@@ -17,24 +17,19 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from app.storage.kept_writes import KeptWrites
+from app.storage.result_codec import Timetables, cost_json, cost_of, stage_costs_json, stage_costs_of, summary
 from app.storage.sqlite_errors import unavailable
-from app.storage.store import (
-    RETRY_FIRST, RETRY_MAX, JobHead, JobRecord, ResultSummary, SessionRecord, StoredEvent, StoreUnavailable,
-)
-from app.storage.unsaved import Unsaved, Write
+from app.storage.store import JobHead, JobRecord, ResultSummary, SessionRecord, StoredEvent, StoreUnavailable
+from app.storage.unsaved import Write
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
-from solver.ctt import parse_ctt
-from solver.evaluate import Cost
-from solver.model import Instance
-from solver.timetable import UNPLACED, Timetable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,7 +55,6 @@ JOB_COLUMNS = ", ".join(f.name for f in fields(JobRecord))
 # Columns added to `jobs` after the first release: a database made before gets them, with
 # the default for the jobs it already holds.
 ADDED_JOB_COLUMNS = {"warnings": "TEXT NOT NULL DEFAULT '[]'"}
-INSTANCE_CACHE = 32  # parsed instances kept for get_result, by job id
 SESSIONS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY, user TEXT NOT NULL, token_fp TEXT NOT NULL,
@@ -72,22 +66,9 @@ SESSION_COLUMNS = ", ".join(f.name for f in fields(SessionRecord))
 PROBE_SCHEMA = "CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL)"
 
 
-def _cost_json(cost: Cost | None) -> str | None:
-    return None if cost is None else json.dumps({f.name: getattr(cost, f.name) for f in fields(Cost)})
-
-
-def _cost(text: str | None) -> Cost | None:
-    return None if text is None else Cost(**json.loads(text))
-
-
 def _job_row(job: JobRecord) -> tuple[Any, ...]:
     """A job's fields in JOB_COLUMNS order; the last, its warnings, as a JSON list."""
     return (*astuple(job)[:-1], json.dumps(list(job.warnings)))
-
-
-def _timetable(cached: Instance | None, ctt: str, name: str, period: str, room: str) -> tuple[Instance, Timetable]:
-    instance = cached or parse_ctt(ctt, source=name)
-    return instance, Timetable.from_arrays(instance, json.loads(period), json.loads(room))
 
 
 def _job(row: tuple[Any, ...]) -> JobRecord:
@@ -106,10 +87,9 @@ class SqliteStore:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._db: sqlite3.Connection | None = None
         self._read_db: sqlite3.Connection | None = None
-        self._instances: OrderedDict[str, Instance] = OrderedDict()
-        self._unsaved = Unsaved()
-        self._flushing = asyncio.Lock()  # kept writes go out in order, one flush at a time
-        self._retrying: asyncio.Task[None] | None = None
+        self._timetables = Timetables()
+        self._kept = KeptWrites(lambda write: self._run(self._write_kept, write), lambda: self._db is not None)
+        self._unsaved = self._kept.unsaved
         self._failing: str | None = None  # why the last write failed; None once one lands
 
     async def connect(self) -> None:
@@ -196,64 +176,13 @@ class SqliteStore:
         return [_job(r) for r in rows], total
 
     async def append_event(self, event: ProgressEvent) -> None:
-        await self._keep_and_write(event)
-
-    async def _keep_and_write(self, write: Write) -> None:
-        """Write now; when the database refuses, keep the write in memory (readers see it
-        from then on) for the retry task. A job that has kept writes queues its new ones
-        behind them, so that they land in order."""
-        if not self._unsaved.has(write.job_id):
-            try:
-                await self._run(self._write_kept, write)
-                return
-            except StoreUnavailable:
-                self._unsaved.add(write)
-                self._retry_later()
-                raise
-        self._unsaved.add(write)
-        try:
-            await self._flush(write.job_id)
-        except StoreUnavailable:
-            self._retry_later()
-            raise
-
-    async def _flush(self, job_id: str) -> None:
-        async with self._flushing:
-            for write in self._unsaved.of(job_id):
-                try:
-                    await self._run(self._write_kept, write)
-                except StoreUnavailable:
-                    raise  # kept, for the retry
-                except Exception:  # it can never land (or, a duplicate, it did): it must not hold back the rest
-                    self._unsaved.written(write)
-                    raise
-                self._unsaved.written(write)
+        await self._kept.write(event)
 
     def _write_kept(self, write: Write) -> None:
         if isinstance(write, ProgressEvent):
             self._append_event(write)
         else:
             self._save_result(write)
-
-    def _retry_later(self) -> None:
-        if self._retrying is None or self._retrying.done():
-            self._retrying = asyncio.get_running_loop().create_task(self._retry(), name="store-retry")
-
-    async def _retry(self) -> None:
-        """Write the kept writes again, job by job, backing off while the database refuses."""
-        delay = RETRY_FIRST
-        while self._unsaved and self._db is not None:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
-            try:
-                for job_id in self._unsaved.jobs():
-                    await self._flush(job_id)
-            except StoreUnavailable:
-                continue
-            except Exception:  # that write can never land and is dropped (see _flush); go on with the rest
-                log.exception("store: a kept write could not be stored and is dropped")
-        if not self._unsaved:
-            log.warning("store: every kept write is stored now")
 
     def _append_event(self, event: ProgressEvent) -> None:
         first_kept = event.seq - self._keep + 1
@@ -291,7 +220,7 @@ class SqliteStore:
         return self._unsaved.newest_event(job_id, ProgressEvent.from_dict(json.loads(rows[0][0])) if rows else None)
 
     async def save_result(self, outcome: JobOutcome) -> None:
-        await self._keep_and_write(outcome)
+        await self._kept.write(outcome)
 
     def _save_result(self, outcome: JobOutcome) -> None:
         tt = outcome.timetable
@@ -300,8 +229,8 @@ class SqliteStore:
             outcome.status,
             None if tt is None else json.dumps(tt.period),
             None if tt is None else json.dumps(tt.room),
-            _cost_json(outcome.cost),
-            json.dumps({stage: _cost_json(c) for stage, c in outcome.stage_costs.items()}),
+            cost_json(outcome.cost),
+            stage_costs_json(outcome.stage_costs),
             outcome.error,
             outcome.finished_at,
         )
@@ -319,34 +248,15 @@ class SqliteStore:
         if not rows:
             return None
         _, status, period, room, cost, stage_costs, error, finished_at, ctt, name = rows[0]
-        timetable = None
-        if period is not None:
-            # Parsing (when not cached) and reading the arrays take a while on a large instance:
-            # a worker thread's job, so the event loop never waits on them.
-            instance, timetable = await asyncio.to_thread(_timetable, self._instances.get(job_id), ctt, name, period, room)
-            self._remember(job_id, instance)
-        stages = {stage: _cost(c) for stage, c in json.loads(stage_costs).items()}
-        return JobOutcome(job_id, status, timetable, _cost(cost), stages, error, finished_at)
-
-    def _remember(self, job_id: str, instance: Instance) -> None:
-        """Keep the newest INSTANCE_CACHE parsed instances (touched on the loop only)."""
-        self._instances[job_id] = instance
-        self._instances.move_to_end(job_id)
-        while len(self._instances) > INSTANCE_CACHE:
-            self._instances.popitem(last=False)
+        timetable = None if period is None else await self._timetables.rebuild(job_id, ctt, name, period, room)
+        return JobOutcome(job_id, status, timetable, cost_of(cost), stage_costs_of(stage_costs), error, finished_at)
 
     async def get_result_summary(self, job_id: str) -> ResultSummary | None:
         return self._unsaved.result_summary(job_id) or await self._run(self._result_summary, job_id)
 
     def _result_summary(self, job_id: str) -> ResultSummary | None:
         rows = self._rows("SELECT status, period, cost FROM results WHERE job_id = ?", (job_id,))
-        if not rows:
-            return None
-        status, period, cost = rows[0]
-        if period is None:
-            return ResultSummary(status, _cost(cost), None, None)
-        periods = json.loads(period)
-        return ResultSummary(status, _cost(cost), len(periods), periods.count(UNPLACED))
+        return summary(*rows[0]) if rows else None
 
     async def unfinished_jobs(self) -> list[JobRecord]:
         rows = await self._run(
@@ -363,12 +273,9 @@ class SqliteStore:
 
     async def write_problem(self) -> str | None:
         """Kept writes are tried now; then a one-row write proves the disk takes one."""
-        if self._unsaved:
-            try:
-                for job_id in self._unsaved.jobs():
-                    await self._flush(job_id)
-            except StoreUnavailable as err:
-                return f"{len(self._unsaved)} writes are kept in memory: {err.reason}"
+        kept = await self._kept.problem()
+        if kept is not None:
+            return kept
         try:
             await self._run(self._write, "INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, julianday('now'))", ())
         except StoreUnavailable as err:
@@ -405,11 +312,7 @@ class SqliteStore:
             return gone + revoked
 
     async def close(self) -> None:
-        if self._retrying is not None:
-            self._retrying.cancel()
-            await asyncio.gather(self._retrying, return_exceptions=True)
-        if self._unsaved:
-            log.error("store: closing with %d writes not stored (%s)", len(self._unsaved), self._failing)
+        await self._kept.close(self._failing)
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None

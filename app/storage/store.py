@@ -1,7 +1,8 @@
 """What the web edge keeps about jobs, and the storage Protocol behind it.
 
-`SqliteStore` (app/storage/sqlite_store.py) is the implementation; handlers and the SSE
-stream depend only on this Protocol.
+`SqliteStore` (app/storage/sqlite_store.py) is the embedded implementation, `RedisStore`
+(app/storage/redis_store.py) the shared one; handlers and the SSE stream depend only on this
+Protocol.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class StoreUnavailable(Exception):
         self.kind, self.reason, self.retry_after = kind, reason, retry_after  # DISK_FULL | LOCKED | UNWRITABLE
         self.detail = f"The service cannot save anything now: {reason}"  # one readable sentence
         super().__init__(self.detail)
+
+
+class StaleWrite(Exception):
+    """A write from an attempt that a newer one has replaced: an event or a result whose
+    attempt is older than the job's, or an event whose seq the job's log has passed. The
+    store refuses it (RedisStore; several workers may hold the same job) and nothing changes."""
 
 
 @dataclass(frozen=True)
