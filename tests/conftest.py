@@ -73,3 +73,18 @@ def no_orphans_after_the_session() -> Iterator[None]:
     """Solver children, services and browsers started by any test are all gone at the end."""
     yield
     assert live_children() == []
+
+
+from tests.redis_support import RedisServer  # noqa: E402  (appended with its fixture)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (tests/redis_support.py), always gone at the end."""
+    server = RedisServer(tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
