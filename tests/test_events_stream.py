@@ -40,7 +40,7 @@ async def make_env(tmp_path: Path) -> AsyncIterator[MakeEnv]:
     async def make(heartbeat: float = 0.2, keep_events: int = 1000, **hub_limits: float) -> Env:
         store = SqliteStore(tmp_path / f"db{len(made)}.sqlite", keep_events=keep_events)
         await store.connect()
-        hub = Hub(**hub_limits)  # type: ignore[arg-type]
+        hub = Hub(heartbeat=heartbeat, **hub_limits)  # type: ignore[arg-type]
         server = TestServer(events_app(store, hub, heartbeat))
         await server.start_server()
         made.append(Env(server, store, hub, JobService(store, hub, Metrics(hub.stats))))
@@ -194,7 +194,7 @@ async def test_unknown_and_foreign_jobs_are_404_json(make_env: MakeEnv) -> None:
 
 
 async def test_hundred_concurrent_subscribers_see_identical_sequences(make_env: MakeEnv) -> None:
-    env = await make_env(max_subscribers=200)
+    env = await make_env(max_subscribers=200, deliveries_per_second=1e9)  # no pacing: every event goes out
     job = await env.new_job("j8")
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ALICE}"}) as session:
 

@@ -1,122 +1,225 @@
-"""Hub fan-out: routing, bounded backlogs with coalescing, clean closing."""
+"""Hub fan-out over real sockets: one encoding per event, writes that never wait, slow
+readers coalesced and cut off, pacing for large audiences, limits, clean closing.
+
+Each subscriber writes to a real asyncio transport on one end of a socket pair; the test
+reads the other end like a client would."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import re
+import socket
 import tracemalloc
+from dataclasses import replace
+from typing import AsyncIterator, Callable
 
 import pytest
 
-from app.web.hub import Hub, Subscription
-from saga.events import COMPLETED, RUNNING, ProgressEvent
-from tests.sse_support import progress_event
+from app.web.hub import Hub
+from app.web.subscription import Subscription
+from saga.events import COMPLETED, RUNNING
+from tests.sse_support import WAIT, eventually, progress_event
 
 
-async def drain(subscription: Subscription) -> list[ProgressEvent]:
-    """Everything up to and including the terminal event."""
-    got = []
-    async for event in subscription:
-        got.append(event)
-        if event.terminal:
-            break
-    return got
+class Client:
+    """The reading end of a subscriber's socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.data = b""
+
+    def read(self) -> bytes:
+        """Everything that has arrived so far."""
+        while True:
+            try:
+                got = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                return self.data
+            if not got:
+                return self.data
+            self.data += got
+
+    def ids(self) -> list[int]:
+        return [int(i) for i in re.findall(rb"^id: (\d+)$", self.read(), re.M)]
 
 
-async def test_events_reach_only_their_jobs_subscribers_in_order() -> None:
+class Sockets:
+    def __init__(self) -> None:
+        self.clients: list[Client] = []
+        self.transports: list[asyncio.Transport] = []
+
+    async def live(self, hub: Hub, job_id: str, user: str | None = None, rcvbuf: int | None = None) -> tuple[Subscription, Client]:
+        """A subscription of `job_id`, live on a fresh socket pair (no replay)."""
+        ours, theirs = socket.socketpair()
+        if rcvbuf is not None:
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
+        theirs.setblocking(False)
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+        self.transports.append(transport)
+        client = Client(theirs)
+        self.clients.append(client)
+        subscription = hub.subscribe(job_id, user)
+        subscription.go_live(transport, chunked=False)
+        return subscription, client
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.abort()
+        for client in self.clients:
+            client.sock.close()
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[Sockets]:
+    made = Sockets()
+    yield made
+    made.close()
+
+
+async def arrived(client: Client, condition: Callable[[list[int]], bool], what: str) -> list[int]:
+    await eventually(lambda: condition(client.ids()), what)
+    return client.ids()
+
+
+async def test_events_reach_only_their_jobs_subscribers_in_order(sockets: Sockets) -> None:
     hub = Hub()
-    with hub.subscribe("a") as first, hub.subscribe("a") as second, hub.subscribe("b") as other:
-        for seq in range(1, 6):
-            hub.publish(progress_event("a", seq, COMPLETED if seq == 5 else RUNNING))
-        hub.publish(progress_event("c", 1))  # nobody listens: dropped quietly
-        for sub in (first, second):
-            assert [e.seq for e in await asyncio.wait_for(drain(sub), 5)] == [1, 2, 3, 4, 5]
-        assert other.pending == 0
-    assert hub.subscriber_count == 0
-    assert hub.stats.events_published == 6
-    assert hub.stats.events_coalesced == 0
+    (first, a1), (second, a2), (other, b) = [await sockets.live(hub, job) for job in ("a", "a", "b")]
+    for seq in range(1, 6):
+        hub.publish(progress_event("a", seq, COMPLETED if seq == 5 else RUNNING))
+    hub.publish(progress_event("b", 1))
+    assert await arrived(a1, lambda ids: len(ids) == 5, "a's five events") == [1, 2, 3, 4, 5]
+    assert await arrived(a2, lambda ids: len(ids) == 5, "a's five events") == [1, 2, 3, 4, 5]
+    assert await arrived(b, lambda ids: len(ids) == 1, "b's event") == [1]
+    assert first.closed and second.closed and not other.closed, "a terminal event ends the stream"
+    assert b"event: done" in a1.read() and b"event: done" not in b.read()
+    hub.close()
 
 
-async def test_slow_subscriber_is_coalesced_while_fast_one_gets_everything() -> None:
-    hub = Hub(queue_size=4)
-    fast, slow = hub.subscribe("j"), hub.subscribe("j")
-    fast_reader = asyncio.create_task(drain(fast))
-    for seq in range(1, 201):
-        hub.publish(progress_event("j", seq))
-        await asyncio.sleep(0)  # lets the fast reader keep up; the slow one never reads
-        assert slow.pending <= 4
-    backlog = [await anext(slow) for _ in range(slow.pending)]
-    assert backlog[-1].seq == 200, "the newest progress survives coalescing"
-    hub.publish(progress_event("j", 201, COMPLETED))
-
-    assert [e.seq for e in await asyncio.wait_for(fast_reader, 5)] == list(range(1, 202))
-    seqs = [e.seq for e in backlog + await asyncio.wait_for(drain(slow), 5)]
-    assert seqs == sorted(seqs) and seqs[-1] == 201
-    assert hub.stats.events_coalesced == 201 - len(seqs)
-    fast.close()
-    slow.close()
+async def test_event_bytes_are_built_once_however_many_subscribe(sockets: Sockets) -> None:
+    hub = Hub(deliveries_per_second=1e9)  # no pacing: every event goes out
+    clients = [(await sockets.live(hub, "j"))[1] for _ in range(100)]
+    for seq in range(1, 31):
+        hub.publish(progress_event("j", seq, COMPLETED if seq == 30 else RUNNING))
+    for client in clients:
+        await arrived(client, lambda ids: ids[-1:] == [30], "the terminal event")
+    assert hub.stats.frames_encoded == 30, "one encoding per event, not per subscriber"
+    assert len({client.read() for client in clients}) == 1, "every subscriber got the same bytes"
+    assert hub.stats.events_sent == 100 * 31  # 30 events and one `done` each
 
 
-async def test_terminal_event_survives_a_full_backlog() -> None:
+async def test_a_reader_that_never_reads_delays_nobody_and_is_cut_off(sockets: Sockets) -> None:
+    hub = Hub(soft_limit=16 * 1024, write_timeout=0.5, deliveries_per_second=1e9)
+    fast_sub, fast = await sockets.live(hub, "j")
+    stalled_sub, stalled = await sockets.live(hub, "j", rcvbuf=4096)  # never read
+    big = "x" * 8192
+    for seq in range(1, 200):
+        hub.publish(replace(progress_event("j", seq), message=big))
+        fast.read()  # a client that keeps up
+    assert fast.ids() == list(range(1, 200)), "the fast reader got every event at once"
+    assert stalled_sub.coalesced > 0 and hub.stats.events_coalesced == stalled_sub.coalesced
+    await eventually(lambda: stalled_sub.closed, "the stalled reader to be cut off")
+    assert hub.stats.subscribers_dropped == 1 and not fast_sub.closed and hub.subscriber_count == 1
+    hub.close()
+
+
+async def test_a_slow_reader_catches_up_with_the_newest_event_and_the_end(sockets: Sockets) -> None:
+    hub = Hub(soft_limit=16 * 1024, write_timeout=30.0, deliveries_per_second=1e9)
+    slow_sub, slow = await sockets.live(hub, "j", rcvbuf=4096)
+    big = "y" * 8192
+    for seq in range(1, 100):
+        hub.publish(replace(progress_event("j", seq), message=big))
+    hub.publish(progress_event("j", 100, COMPLETED))
+    ids = await arrived(slow, lambda ids: ids[-1:] == [100], "the terminal event, once the reader reads")
+    assert ids == sorted(ids) and len(ids) < 100 and slow_sub.coalesced == 100 - len(ids)
+    await eventually(lambda: slow_sub.closed, "the stream to end after the client read the end")
+    assert hub.stats.subscribers_dropped == 0
+
+
+async def test_frames_that_come_during_the_replay_follow_it_without_gap_or_duplicate(sockets: Sockets) -> None:
     hub = Hub(queue_size=2)
-    with hub.subscribe("j") as sub:
-        hub.publish(progress_event("j", 1))
-        hub.publish(progress_event("j", 2, COMPLETED))
-        for seq in range(3, 10):  # a buggy producer keeps going; terminal must stay
-            hub.publish(progress_event("j", seq))
-        got = [await anext(sub) for _ in range(sub.pending)]
-    assert [e.seq for e in got] == [2, 9]
-    assert got[0].terminal
-
-
-async def test_close_wakes_a_waiting_reader() -> None:
-    hub = Hub()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+    client = Client(theirs)
     sub = hub.subscribe("j")
-    reader = asyncio.create_task(drain(sub))
-    await asyncio.sleep(0)
-    sub.close()
-    assert await asyncio.wait_for(reader, 5) == []
-    assert hub.subscriber_count == 0
+    for seq in range(1, 6):  # published while the stream replays; its replay ended at seq 2
+        hub.publish(progress_event("j", seq))
+    hub.publish(progress_event("j", 6, COMPLETED))
+    hub.publish(progress_event("j", 7))  # a buggy producer keeps going; terminal must stay
+    sub.last_seq = 2
+    sub.go_live(transport, chunked=False)
+    assert await arrived(client, lambda ids: 6 in ids, "the terminal event") == [5, 6]
+    assert sub.coalesced == 4 and sub.closed
+    transport.abort()
+    theirs.close()
+
+
+async def test_large_audiences_get_paced_progress_but_every_boundary_and_the_end(sockets: Sockets) -> None:
+    hub = Hub(deliveries_per_second=10)  # one subscriber: a turn every 0.1 s
+    sub, client = await sockets.live(hub, "j")
+    for seq in range(1, 11):  # a burst within one turn: the first goes at once, the newest at its turn
+        hub.publish(progress_event("j", seq))
+    assert client.ids() == [1]
+    assert await arrived(client, lambda ids: ids[-1] == 10, "the newest event at its turn") == [1, 10]
+    assert hub.stats.events_paced == 8
+    hub.publish(replace(progress_event("j", 11), stage="ga"))
+    hub.publish(progress_event("j", 12, COMPLETED))
+    assert client.ids() == [1, 10, 11, 12], "a new stage and the end go out at once"
+    assert sub.closed
+
+
+async def test_heartbeats_and_a_client_that_left_are_noticed_by_one_sweeper(sockets: Sockets) -> None:
+    hub = Hub(heartbeat=0.2)
+    tasks = len(asyncio.all_tasks())
+    staying = [await sockets.live(hub, "j") for _ in range(10)]
+    leaving_sub, leaving = await sockets.live(hub, "j")
+    assert len(asyncio.all_tasks()) == tasks + 1, "one sweeper task, none per stream"
+    sockets.transports[-1].close()
+    await eventually(lambda: leaving_sub.closed, "the sweeper to notice the client left")
+    for _, client in staying:
+        await eventually(lambda: b": ping" in client.read(), "a heartbeat")
+    hub.close()
+    await eventually(lambda: len(asyncio.all_tasks()) == tasks, "the sweeper to stop")
 
 
 async def test_hub_close_ends_everything_and_refuses_new_subscribers() -> None:
     hub = Hub()
-    readers = [asyncio.create_task(drain(hub.subscribe(f"j{i % 3}"))) for i in range(20)]
-    await asyncio.sleep(0)
+    subs = [hub.subscribe(f"j{i % 3}") for i in range(20)]
     hub.close()
-    assert await asyncio.wait_for(asyncio.gather(*readers), 5) == [[]] * 20
+    await asyncio.wait_for(asyncio.gather(*(s.ended for s in subs)), WAIT)
     late = hub.subscribe("j0")
     assert late.closed and hub.subscriber_count == 0
     hub.publish(progress_event("j0", 1))
-    assert late.pending == 0
 
 
-def test_limits_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="queue_size"):
-        Hub(queue_size=0)
-    with pytest.raises(ValueError, match="write_timeout"):
-        Hub(write_timeout=0)
+async def test_limits_must_be_positive() -> None:
+    for name in ("queue_size", "write_timeout", "heartbeat", "soft_limit", "deliveries_per_second"):
+        with pytest.raises(ValueError, match=name):
+            Hub(**{name: 0})  # type: ignore[arg-type]
 
 
-async def _cycle(hub: Hub, seq: int) -> None:
-    sub = hub.subscribe("j")
-    reader = asyncio.create_task(anext(sub))
+async def _cycle(hub: Hub, sockets: Sockets, seq: int) -> None:
+    sub, client = await sockets.live(hub, "j")
     hub.publish(progress_event("j", seq))
-    assert (await reader).seq == seq
+    assert client.ids() == [seq]
     sub.close()
+    sockets.transports.pop().abort()
+    sockets.clients.pop().sock.close()
 
 
-async def test_ten_thousand_connect_disconnect_cycles_leave_nothing_behind() -> None:
-    hub = Hub()
-    tasks_before = len(asyncio.all_tasks())
+async def test_ten_thousand_subscribe_close_cycles_leave_nothing_behind(sockets: Sockets) -> None:
+    hub = Hub(deliveries_per_second=1e9)
     for seq in range(1000):  # warm-up: caches, interned strings, free lists
-        await _cycle(hub, seq)
+        await _cycle(hub, sockets, seq + 1)
+    tasks_before = len(asyncio.all_tasks())
     gc.collect()
     tracemalloc.start()
     try:
         start = tracemalloc.take_snapshot()
         for seq in range(1000, 10_000):
-            await _cycle(hub, seq)
+            await _cycle(hub, sockets, seq + 1)
         gc.collect()
         growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(start, "filename"))
     finally:
@@ -124,9 +227,10 @@ async def test_ten_thousand_connect_disconnect_cycles_leave_nothing_behind() -> 
     assert hub.subscriber_count == 0
     assert len(asyncio.all_tasks()) == tasks_before
     assert growth < 64 * 1024, f"memory grew by {growth} bytes over 9,000 cycles"
+    hub.close()
 
 
-def test_subscribers_beyond_the_limit_are_refused() -> None:
+async def test_subscribers_beyond_the_limit_are_refused() -> None:
     hub = Hub(max_subscribers=2)
     first, second = hub.subscribe("a"), hub.subscribe("b")
     third = hub.subscribe("a")
@@ -134,9 +238,10 @@ def test_subscribers_beyond_the_limit_are_refused() -> None:
     assert (hub.subscriber_count, hub.stats.subscribers_refused) == (2, 1)
     first.close()
     assert not hub.subscribe("c").closed
+    hub.close()
 
 
-def test_a_user_over_their_cap_is_refused_and_other_users_are_not() -> None:
+async def test_a_user_over_their_cap_is_refused_and_other_users_are_not() -> None:
     hub = Hub(max_per_user=2)
     mine = [hub.subscribe("a", "alice"), hub.subscribe("b", "alice")]
     assert hub.subscribe("a", "alice").closed
@@ -144,3 +249,4 @@ def test_a_user_over_their_cap_is_refused_and_other_users_are_not() -> None:
     assert (hub.user_count("alice"), hub.stats.subscribers_refused_user, hub.stats.subscribers_refused) == (2, 1, 0)
     mine[0].close()
     assert hub.user_count("alice") == 1 and not hub.subscribe("c", "alice").closed
+    hub.close()

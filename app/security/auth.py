@@ -17,14 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from aiohttp import web
 
 from app.security.proxy import client_address, is_https
 from app.security.ratelimit import FailureLimiter
 from app.security.sessions import SessionPolicy, Sessions
-from app.storage.store import JobRecord
+from app.storage.store import JobHead, JobRecord
 from app.web.errors import ApiError, bad_request, not_found
 from app.web.keys import AUTH, CONFIG, SESSIONS, STORE, USER
 from app.web.request_body import json_body
@@ -233,7 +233,18 @@ def user(request: web.Request) -> User:
 
 async def visible_job(request: web.Request, job_id: str) -> JobRecord:
     """The job when the caller may see it; otherwise the same 404 as for a missing job."""
-    job = await request.app[STORE].get_job(job_id)
+    return _visible(request, job_id, await request.app[STORE].get_job(job_id))
+
+
+async def visible_head(request: web.Request, job_id: str) -> JobHead:
+    """As `visible_job`, reading only the job's owner, status and last seq (event streams)."""
+    return _visible(request, job_id, await request.app[STORE].job_head(job_id))
+
+
+_Job = TypeVar("_Job", JobRecord, JobHead)
+
+
+def _visible(request: web.Request, job_id: str, job: _Job | None) -> _Job:
     caller = user(request)
     if job is None or not (caller.admin or job.owner == caller.name):
         raise not_found(f"No job with id {job_id!r}.")

@@ -64,7 +64,8 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
         middlewares=[error_middleware, body_limits_middleware, cors.preflight_middleware, csrf.csrf_middleware, auth.auth_middleware],
     )
     store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
-    hub = Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None)
+    hub = Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None,
+              heartbeat=config.heartbeat)
     app[CONNECTIONS] = guard = guard_of(config.max_connections, config.max_connections_per_client)
     metrics = Metrics(hub.stats, guard.stats)
     service = JobService(store, hub, metrics)

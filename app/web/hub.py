@@ -1,113 +1,74 @@
 """Per-process fan-out of job events to the streams watching them.
 
-One producer per job calls `Hub.publish`; every stream of that job holds a
-`Subscription` with a bounded backlog. Publishing never waits for a reader:
-when a reader's backlog is full its queued `progress` events are coalesced
-into the newest one (a later progress event supersedes an earlier one), while
-terminal events are always kept, so a slow reader costs bounded memory and
-still learns how the job ended.
+One producer per job calls `Hub.publish`. The hub encodes each event once (app/web/frames.py)
+and hands the same bytes to every `Subscription` of the job, which writes them to its socket
+without waiting (app/web/subscription.py). Nothing runs per stream while it is idle: one
+sweeper task looks at every stream each `SWEEP` seconds, to notice clients that left, catch
+up slow ones and write heartbeats.
+
+The event rate adapts to the audience: the process writes at most about
+`deliveries_per_second` frames per second in all, so when thousands watch, a job's progress
+events are paced further apart (the newest one is held and goes out when its turn comes).
+A change of stage or status and the terminal event always go out at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
-from dataclasses import dataclass
-from types import TracebackType
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
 
+from app.web.frames import Frame, frame
+from app.web.subscription import Subscription
 from saga.events import ProgressEvent
 
 DEFAULT_QUEUE_SIZE = 64
 DEFAULT_WRITE_TIMEOUT = 30.0
 DEFAULT_MAX_SUBSCRIBERS = 10_000
+DEFAULT_SOFT_LIMIT = 64 * 1024  # unread bytes in a stream's buffer before its progress frames are coalesced
+DEFAULT_DELIVERIES_PER_SECOND = 50_000  # frames the process writes per second, over all streams
+DEFAULT_HEARTBEAT = 15.0
+SWEEP = 1.0  # seconds between two looks at every stream
+UNPACED = 0.01  # seconds: a small audience, whose spacing would be shorter, gets every event at once
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class HubStats:
-    """Counters read by app/web/metrics at scrape time; the streams keep the last three."""
+    """Counters read by app/web/metrics at scrape time; the streams keep some of them."""
 
     events_published: int = 0
+    frames_encoded: int = 0  # one per event sent to at least one stream, however many
+    events_paced: int = 0  # progress events superseded before their turn (large audiences)
     events_coalesced: int = 0  # progress events a slow subscriber never saw
     subscribers_refused: int = 0  # turned away because max_subscribers were open
     subscribers_refused_user: int = 0  # turned away because their user had max_per_user open
     open_connections: int = 0
     events_sent: int = 0  # SSE events written (heartbeats not counted)
-    subscribers_dropped: int = 0  # socket unwritable past write_timeout
+    subscribers_dropped: int = 0  # stayed behind for write_timeout
 
 
-class Subscription:
-    """An async iterator of one job's events; ends when closed."""
+@dataclass
+class _Pace:
+    """When a job's next progress frame may go out, and the newest one waiting for it."""
 
-    def __init__(self, hub: Hub, job_id: str, queue_size: int, user: str | None = None) -> None:
-        self.job_id = job_id
-        self.user = user
-        self._hub = hub
-        self._queue_size = queue_size
-        self._backlog: deque[ProgressEvent] = deque()
-        self._ready = asyncio.Event()
-        self._closed = False
-        self.coalesced = 0  # progress events this subscriber never saw
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def pending(self) -> int:
-        return len(self._backlog)
-
-    def offer(self, event: ProgressEvent) -> None:
-        """Queue `event` without ever waiting; coalesce when the backlog is full."""
-        if self._closed:
-            return
-        if len(self._backlog) >= self._queue_size:
-            kept = [queued for queued in self._backlog if queued.terminal]
-            self.coalesced += len(self._backlog) - len(kept)
-            self._hub.stats.events_coalesced += len(self._backlog) - len(kept)
-            self._backlog = deque(kept)
-        self._backlog.append(event)
-        self._ready.set()
-
-    def close(self) -> None:
-        """Stop the iteration at once (pending events are dropped)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._backlog.clear()
-        self._ready.set()
-        self._hub.discard(self)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> ProgressEvent:
-        while not self._backlog:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        return self._backlog.popleft()
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    subscribers: set[Subscription] = field(default_factory=set)
+    sent_at: float = float("-inf")
+    stage: tuple[str, str | None] | None = None  # (status, stage) of the last frame sent
+    waiting: ProgressEvent | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 class Hub:
     """Routes each published event to the subscriptions of its job.
 
-    Also holds the fan-out limits its streams obey: `write_timeout`, seconds a
-    subscriber's socket may stay unwritable before the stream drops it,
-    `max_subscribers` open at once and `max_per_user` open by one user (more
-    are refused, as during shutdown; None: no cap). The per-user cap keeps one
-    user from holding every stream and locking everyone else out.
+    Also holds the limits its streams obey: `soft_limit` unread bytes before a stream's
+    progress frames are coalesced, `write_timeout` seconds a stream may stay behind before
+    it is cut off, `queue_size` frames kept for a stream during its replay,
+    `max_subscribers` open at once and `max_per_user` open by one user (more are refused,
+    as during shutdown; None: no cap). The per-user cap keeps one user from holding every
+    stream and locking everyone else out.
     """
 
     def __init__(
@@ -117,20 +78,29 @@ class Hub:
         write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         max_subscribers: int | None = DEFAULT_MAX_SUBSCRIBERS,
         max_per_user: int | None = None,
+        soft_limit: int = DEFAULT_SOFT_LIMIT,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        deliveries_per_second: float = DEFAULT_DELIVERIES_PER_SECOND,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        if write_timeout <= 0:
-            raise ValueError(f"write_timeout must be > 0 seconds, got {write_timeout}")
+        for name, value in (("write_timeout", write_timeout), ("heartbeat", heartbeat),
+                            ("deliveries_per_second", deliveries_per_second), ("soft_limit", soft_limit)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
         self.stats = HubStats()
+        self.queue_size = queue_size
         self.write_timeout = write_timeout
+        self.soft_limit = soft_limit
         self.max_subscribers = max_subscribers
         self.max_per_user = max_per_user
+        self.heartbeat = heartbeat
+        self._deliveries = deliveries_per_second
         self._by_user: Counter[str] = Counter()
-        self._queue_size = queue_size
-        self._by_job: dict[str, set[Subscription]] = {}
+        self._jobs: dict[str, _Pace] = {}
         self._count = 0
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -140,52 +110,108 @@ class Hub:
     def subscriber_count(self) -> int:
         return self._count
 
+    def user_count(self, user: str) -> int:
+        """Open subscriptions of `user`."""
+        return self._by_user[user]
+
     def publish(self, event: ProgressEvent) -> None:
-        """Hand `event` to every subscriber of its job; never blocks."""
+        """Hand `event` to every subscriber of its job, now or at its turn; never blocks."""
         self.stats.events_published += 1
-        for subscription in tuple(self._by_job.get(event.job_id, ())):
-            subscription.offer(event)
+        pace = self._jobs.get(event.job_id)
+        if pace is None:
+            return
+        if pace.waiting is not None:
+            self.stats.events_paced += 1
+            pace.waiting = None
+        loop = asyncio.get_running_loop()
+        spacing = self._count / self._deliveries
+        turn = pace.sent_at + spacing
+        if event.terminal or (event.status, event.stage) != pace.stage or spacing < UNPACED or loop.time() >= turn:
+            self._send(pace, event)
+            return
+        pace.waiting = event
+        if pace.timer is None:
+            pace.timer = loop.call_at(turn, self._on_turn, event.job_id)
 
     def subscribe(self, job_id: str, user: str | None = None) -> Subscription:
         """A new subscription of `user` (None: not counted per user); already
         closed when shutting down or when the total or the user's cap is reached."""
-        subscription = Subscription(self, job_id, self._queue_size, user)
+        subscription = Subscription(self, job_id, user)
         if self._closed:
             subscription.close()
-        elif self.max_subscribers is not None and self.subscriber_count >= self.max_subscribers:
+        elif self.max_subscribers is not None and self._count >= self.max_subscribers:
             self.stats.subscribers_refused += 1
             subscription.close()
         elif user is not None and self.max_per_user is not None and self._by_user[user] >= self.max_per_user:
             self.stats.subscribers_refused_user += 1
             subscription.close()
         else:
-            self._by_job.setdefault(job_id, set()).add(subscription)
+            self._jobs.setdefault(job_id, _Pace()).subscribers.add(subscription)
             self._count += 1
             if user is not None:
                 self._by_user[user] += 1
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="sse-sweeper")
         return subscription
-
-    def user_count(self, user: str) -> int:
-        """Open subscriptions of `user`."""
-        return self._by_user[user]
 
     def discard(self, subscription: Subscription) -> None:
         """Forget `subscription` (called by `Subscription.close`)."""
-        subs = self._by_job.get(subscription.job_id)
-        if subs is None or subscription not in subs:
+        pace = self._jobs.get(subscription.job_id)
+        if pace is None or subscription not in pace.subscribers:
             return
-        subs.remove(subscription)
+        pace.subscribers.remove(subscription)
         self._count -= 1
         if subscription.user is not None:
             self._by_user[subscription.user] -= 1
             if not self._by_user[subscription.user]:
                 del self._by_user[subscription.user]  # no entry per user who ever watched
-        if not subs:
-            del self._by_job[subscription.job_id]
+        if not pace.subscribers:
+            if pace.timer is not None:
+                pace.timer.cancel()
+            del self._jobs[subscription.job_id]
 
     def close(self) -> None:
         """End every subscription now and refuse new ones (server shutdown)."""
         self._closed = True
-        for subs in tuple(self._by_job.values()):
-            for subscription in tuple(subs):
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for pace in tuple(self._jobs.values()):
+            for subscription in tuple(pace.subscribers):
                 subscription.close()
+
+    def _send(self, pace: _Pace, event: ProgressEvent) -> None:
+        if pace.timer is not None:
+            pace.timer.cancel()
+            pace.timer = None
+        pace.sent_at = asyncio.get_running_loop().time()
+        pace.stage = (event.status, event.stage)
+        encoded: Frame = frame(event)
+        self.stats.frames_encoded += 1
+        for subscription in tuple(pace.subscribers):
+            subscription.deliver(encoded)
+
+    def _on_turn(self, job_id: str) -> None:
+        pace = self._jobs.get(job_id)
+        if pace is None:
+            return
+        pace.timer = None
+        if pace.waiting is not None:
+            event, pace.waiting = pace.waiting, None
+            self._send(pace, event)
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_ping = loop.time() + self.heartbeat
+        while True:
+            await asyncio.sleep(min(SWEEP, self.heartbeat))
+            now = loop.time()
+            ping = now >= next_ping
+            if ping:
+                next_ping = now + self.heartbeat
+            for pace in tuple(self._jobs.values()):
+                for subscription in tuple(pace.subscribers):
+                    try:
+                        subscription.tick(now, ping)
+                    except Exception:  # one broken socket must not stop the sweeps of all the others
+                        log.exception("event stream of job %s: sweep failed; closing it", subscription.job_id)
+                        subscription.close()

@@ -16,6 +16,7 @@ from app.web import timetable_view
 from app.web.errors import ApiError, bad_request, not_found
 from app.web.job_input import read_submission
 from app.web.keys import CONFIG, SERVICE, STORE
+from app.web.links import links
 from app.web.misc import sample_instance
 from saga.events import QUEUED, TERMINAL
 from saga.jobs import CancelResult, Feasibility, JobOutcome, feasibility_fields
@@ -24,11 +25,6 @@ from solver.timetable import UNPLACED
 
 MAX_PAGE = 100
 FORMATS = ("json", "sol", "csv")
-
-
-def links(job_id: str) -> dict[str, str]:
-    base = f"/api/jobs/{job_id}"
-    return {"self": base, "events": f"{base}/events", "timetable": f"{base}/timetable"}
 
 
 async def snapshot(request: web.Request, job: JobRecord) -> dict[str, Any]:

@@ -45,6 +45,14 @@ def _hub_metrics(s: HubStats) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "timetabler_sse_subscribers_dropped", "SSE clients cut off for staying unwritable", value=s.subscribers_dropped
     )
+    yield CounterMetricFamily(
+        "timetabler_sse_frames_encoded", "Events encoded for SSE clients (once per event, however many watch)",
+        value=s.frames_encoded,
+    )
+    yield CounterMetricFamily(
+        "timetabler_sse_events_paced", "Progress events superseded before their turn, for large audiences",
+        value=s.events_paced,
+    )
     yield _by_limit("timetabler_sse_refused", "SSE streams refused, by the limit reached",
                     total=s.subscribers_refused, user=s.subscribers_refused_user)
 

@@ -7,7 +7,9 @@ heartbeat never lands inside an event).
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
@@ -53,3 +55,8 @@ def retry(milliseconds: int) -> bytes:
 def comment(text: str = "ping") -> bytes:
     """A comment block, ignored by clients; used as a heartbeat."""
     return b"".join(f": {line}\n".encode("utf-8") for line in _LINE_BREAK.split(text)) + b"\n"
+
+
+def json_text(data: Any) -> str:
+    """Compact JSON on one line: an event's `data` field."""
+    return json.dumps(data, separators=(",", ":"))
