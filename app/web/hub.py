@@ -8,8 +8,10 @@ up slow ones and write heartbeats.
 
 The event rate adapts to the audience: the process writes at most about
 `deliveries_per_second` frames per second in all, so when thousands watch, a job's progress
-events are paced further apart (the newest one is held and goes out when its turn comes).
-A change of stage or status and the terminal event always go out at once.
+events are paced further apart: one that comes before its job's turn is held, and the first
+event after the turn goes out at once (so what is sent is fresh); a held event goes out on
+its own only if the producer stays quiet. A change of stage or status and the terminal
+event always go out at once.
 """
 
 from __future__ import annotations
@@ -129,9 +131,11 @@ class Hub:
         if event.terminal or (event.status, event.stage) != pace.stage or spacing < UNPACED or loop.time() >= turn:
             self._send(pace, event)
             return
+        # Held, not sent at its turn: the producer's next event, fresher, usually comes first and
+        # goes at once. Only when the producer falls quiet does the held one go, one spacing later.
         pace.waiting = event
         if pace.timer is None:
-            pace.timer = loop.call_at(turn, self._on_turn, event.job_id)
+            pace.timer = loop.call_at(turn + spacing, self._on_turn, event.job_id)
 
     def subscribe(self, job_id: str, user: str | None = None) -> Subscription:
         """A new subscription of `user` (None: not counted per user); already
