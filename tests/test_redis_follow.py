@@ -9,19 +9,22 @@ from typing import AsyncIterator
 
 import pytest
 
+from redis.asyncio import Redis
+
 from app.storage.redis_store import RedisStore
-from app.web.hub import Hub
+from app.web.hub import Hub, HubStats
+from app.web.metrics import Metrics
 from app.web.redis_follow import Backoff, RedisFollower
 from saga.events import COMPLETED, RUNNING
 from tests.redis_support import RedisServer
 from tests.sse_support import eventually, progress_event
 from tests.store_support import job
-from tests.test_hub import Client, Sockets, arrived, sockets  # noqa: F401  (sockets: the fixture)
+from tests.test_hub import Sockets, arrived, sockets  # noqa: F401  (sockets: the fixture)
 
 BLOCK_MS = 500  # short, so that an idle reader's re-issued read is exercised too
 
 
-class Redis:
+class Setup:
     """A store that writes the job's events as a worker does, and a follower feeding a hub."""
 
     def __init__(self, server: RedisServer) -> None:
@@ -44,8 +47,8 @@ class Redis:
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    made = Redis(redis_server)
+async def redis(redis_server: RedisServer) -> AsyncIterator[Setup]:
+    made = Setup(redis_server)
     yield made
     made.hub.close()
     await made.follower.close()
@@ -54,7 +57,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 
 
 async def test_events_reach_every_subscriber_once_in_order_and_the_reader_ends_with_the_job(
-    redis: Redis, sockets: Sockets  # noqa: F811
+    redis: Setup, sockets: Sockets  # noqa: F811
 ) -> None:
     job_id = await redis.job("j1")
     (first, a), (second, b) = [await sockets.live(redis.hub, job_id) for _ in range(2)]
@@ -67,7 +70,7 @@ async def test_events_reach_every_subscriber_once_in_order_and_the_reader_ends_w
     assert redis.hub.stats.events_published == 7 and redis.follower.stats.errors == 0
 
 
-async def test_subscribers_of_one_job_share_one_reader(redis: Redis, sockets: Sockets) -> None:  # noqa: F811
+async def test_subscribers_of_one_job_share_one_reader(redis: Setup, sockets: Sockets) -> None:  # noqa: F811
     job_id = await redis.job("j2")
     clients = [(await sockets.live(redis.hub, job_id))[1] for _ in range(5)]
     other = (await sockets.live(redis.hub, await redis.job("other")))[1]
@@ -78,7 +81,7 @@ async def test_subscribers_of_one_job_share_one_reader(redis: Redis, sockets: So
     assert other.ids() == [] and redis.hub.stats.events_published == 3, "each entry read once"
 
 
-async def test_entries_up_to_after_seq_are_not_published_again(redis: Redis, sockets: Sockets) -> None:  # noqa: F811
+async def test_entries_up_to_after_seq_are_not_published_again(redis: Setup, sockets: Sockets) -> None:  # noqa: F811
     job_id = await redis.job("j3")
     await redis.append(job_id, range(1, 4))
     # The first subscriber, as a stream that replayed the log up to seq 2, starts the reader.
@@ -90,7 +93,7 @@ async def test_entries_up_to_after_seq_are_not_published_again(redis: Redis, soc
     replaying.close()
 
 
-async def test_the_last_subscriber_leaving_stops_the_reader(redis: Redis, sockets: Sockets) -> None:  # noqa: F811
+async def test_the_last_subscriber_leaving_stops_the_reader(redis: Setup, sockets: Sockets) -> None:  # noqa: F811
     job_id = await redis.job("j4")
     (first, _), (second, _) = [await sockets.live(redis.hub, job_id) for _ in range(2)]
     await eventually(lambda: len(redis.readers()) == 1, "the reader to start")
@@ -103,7 +106,7 @@ async def test_the_last_subscriber_leaving_stops_the_reader(redis: Redis, socket
 
 
 async def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
-    redis: Redis, redis_server: RedisServer, sockets: Sockets  # noqa: F811
+    redis: Setup, redis_server: RedisServer, sockets: Sockets  # noqa: F811
 ) -> None:
     job_id = await redis.job("j5")
     sub, client = await sockets.live(redis.hub, job_id)
@@ -116,3 +119,28 @@ async def test_a_redis_restart_mid_stream_loses_and_repeats_nothing(
     assert await arrived(client, lambda ids: ids[-1:] == [9], "the terminal event") == list(range(1, 10))
     assert redis.follower.stats.reconnects >= 1 and sub.closed
     await eventually(lambda: redis.follower.stats.readers == 0, "the reader to end with the job")
+    scraped = Metrics(HubStats(), follow_stats=redis.follower.stats).exposition().decode()
+    assert f"timetabler_redis_event_reconnects_total {float(redis.follower.stats.reconnects)}" in scraped
+    assert "timetabler_redis_event_readers 0.0" in scraped
+
+
+async def test_a_resp2_client_reads_the_same(redis_server: RedisServer, sockets: Sockets) -> None:  # noqa: F811
+    """redis-py shapes XREAD's reply differently by protocol; the follower takes either."""
+    store = RedisStore.from_url(redis_server.url)
+    follower = RedisFollower(Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=None, protocol=2))
+    follower.hub = hub = Hub(watcher=follower)
+    await store.create_job(job("j6"))
+    _, client = await sockets.live(hub, "j6")
+    for seq in range(1, 4):
+        await store.append_event(progress_event("j6", seq, COMPLETED if seq == 3 else RUNNING))
+    assert await arrived(client, lambda ids: ids[-1:] == [3], "the terminal event") == [1, 2, 3]
+    hub.close()
+    await follower.close()
+    await store.close()
+
+
+def test_backoff_doubles_to_its_cap_with_jitter() -> None:
+    backoff = Backoff(first=0.1, cap=5.0, jitter=0.2)
+    for failures, base in ((1, 0.1), (2, 0.2), (3, 0.4), (7, 5.0), (1000, 5.0)):
+        delays = [backoff.delay(failures) for _ in range(200)]
+        assert all(0.8 * base <= d <= 1.2 * base for d in delays) and len(set(delays)) > 1

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from app.web.connections import ConnectionStats
 from app.web.hub import HubStats
+from app.web.redis_follow import FollowStats
 from saga.events import TERMINAL, ProgressEvent
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -66,15 +67,27 @@ def _connection_metrics(s: ConnectionStats) -> Iterator[Metric]:
     )
 
 
+def _follow_metrics(s: FollowStats) -> Iterator[Metric]:
+    yield GaugeMetricFamily("timetabler_redis_event_readers", "Jobs whose Redis event stream this process reads",
+                            value=s.readers)
+    yield CounterMetricFamily("timetabler_redis_event_reconnects", "Event stream reads that succeeded after failing",
+                              value=s.reconnects)
+    yield CounterMetricFamily("timetabler_redis_event_errors", "Failed event stream reads and unreadable entries",
+                              value=s.errors)
+
+
 class Metrics:
     """Job counts and solve times, followed from published events, plus the hub's SSE
-    counters and the connection guard's."""
+    counters, the connection guard's and, on Redis, the event stream readers'."""
 
-    def __init__(self, hub_stats: HubStats, connection_stats: ConnectionStats | None = None) -> None:
+    def __init__(self, hub_stats: HubStats, connection_stats: ConnectionStats | None = None,
+                 follow_stats: FollowStats | None = None) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_AtScrape(lambda: _hub_metrics(hub_stats)))
         if connection_stats is not None:
             self.registry.register(_AtScrape(lambda: _connection_metrics(connection_stats)))
+        if follow_stats is not None:
+            self.registry.register(_AtScrape(lambda: _follow_metrics(follow_stats)))
         self.active_jobs = Gauge(
             "timetabler_jobs_active", "Jobs queued or running, by status", ["status"], registry=self.registry
         )
