@@ -3,7 +3,8 @@ from the job's stream (app/storage/redis_store.py) and published to this process
 
 One reader task per watched job per process, shared by all the job's subscribers here: a
 thousand streams of one job cost one blocking XREAD, not a thousand, and no subscriber holds
-a Redis connection of its own. A stream, not pub/sub: pub/sub drops whatever is published
+a Redis connection of its own (each watched job's reader holds one of the client's pool
+while it blocks). A stream, not pub/sub: pub/sub drops whatever is published
 while the reader is disconnected, while a stream is read again from the last id seen, so a
 Redis outage or restart (with its data) delays events but neither skips nor repeats one.
 Only what `MAXLEN ~` trimmed meanwhile is gone; a client that reconnects gets a snapshot.
@@ -33,6 +34,9 @@ from saga.events import ProgressEvent
 BLOCK_MS = 5000  # one XREAD waits this long for new entries before it is issued again
 COUNT = 100  # entries per read at most: a reader far behind catches up in bounded bites
 CONNECT_TIMEOUT = 2.0
+# Jobs one process may read at once: a blocked XREAD holds a pooled connection, and redis-py's
+# pool stops at 100 by default (more readers would fail, MaxConnectionsError, and back off).
+MAX_CONNECTIONS = 5000
 # A read that outlasts its block by this much is on a dead connection (no socket timeout
 # can tell, since the read blocks on purpose): it is dropped and read again.
 STALL_GRACE = 5.0
@@ -82,15 +86,17 @@ class RedisFollower:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, hub: Hub | None = None, **kwargs: Any) -> RedisFollower:
+    def from_url(cls, url: str, hub: Hub | None = None, *, block_ms: int = BLOCK_MS, backoff: Backoff = Backoff(),
+                 max_connections: int = MAX_CONNECTIONS) -> RedisFollower:
         redis = Redis.from_url(
             url,
+            max_connections=max_connections,
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=None,  # XREAD BLOCK waits on purpose; a dead connection: STALL_GRACE
             retry=Retry(NoBackoff(), 0),  # the reader retries, with its own backoff, and counts
         )
-        return cls(redis, hub, **kwargs)
+        return cls(redis, hub, block_ms=block_ms, backoff=backoff)
 
     def watch(self, job_id: str, after_seq: int) -> None:
         if self._closed or job_id in self._readers:
