@@ -82,7 +82,7 @@ class JobService:
             return
         error = f"The result could not be saved, so it is lost: {reason}"
         log.error("job %s: %s", outcome.job_id, error)
-        failed = JobOutcome(outcome.job_id, FAILED, None, None, {}, error, time.time())
+        failed = JobOutcome(outcome.job_id, FAILED, None, None, {}, error, time.time(), attempt=outcome.attempt)
         await self._keep_result(failed)  # supersedes the outcome kept in memory
         raise ResultNotSaved(failed)
 
@@ -149,7 +149,7 @@ class JobService:
             previous = None
         outcome = JobOutcome(
             job.id, FAILED, previous.timetable if previous else None, previous.cost if previous else None,
-            previous.stage_costs if previous else {}, reason, time.time(),
+            previous.stage_costs if previous else {}, reason, time.time(), attempt=job.attempt,
         )
         await self._keep_result(outcome)
         await self.publish(_event(job, FAILED, reason, job.attempt, error=reason, feasibility=outcome.feasibility))

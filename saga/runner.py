@@ -227,7 +227,8 @@ class JobRunner:
         error: str | None = None,
     ) -> JobOutcome:
         cost = evaluate(timetable) if timetable is not None else None
-        return JobOutcome(job.spec.job_id, status, timetable, cost, stage_costs or {}, error, time.time())
+        return JobOutcome(job.spec.job_id, status, timetable, cost, stage_costs or {}, error, time.time(),
+                          attempt=job.spec.attempt)
 
     def _stop(self, job: _Job, reason: str) -> None:
         """Ask the child to stop; kill it if it has not stopped after the grace period."""

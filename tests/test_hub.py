@@ -254,3 +254,29 @@ async def test_a_user_over_their_cap_is_refused_and_other_users_are_not() -> Non
     mine[0].close()
     assert hub.user_count("alice") == 1 and not hub.subscribe("c", "alice").closed
     hub.close()
+
+
+class Watches:
+    """A watcher that notes what the hub asks of it (the Redis reader implements the same seam)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def watch(self, job_id: str, after_seq: int) -> None:
+        self.calls.append(("watch", job_id, str(after_seq)))
+
+    def unwatch(self, job_id: str) -> None:
+        self.calls.append(("unwatch", job_id))
+
+
+async def test_a_watcher_is_asked_once_per_watched_job_and_released_with_its_last_subscriber() -> None:
+    watches = Watches()
+    hub = Hub(watcher=watches)
+    first, second, other = hub.subscribe("a", after_seq=7), hub.subscribe("a", after_seq=9), hub.subscribe("b")
+    assert watches.calls == [("watch", "a", "7"), ("watch", "b", "0")]
+    first.close()
+    assert watches.calls[-1] == ("watch", "b", "0"), "a still has a subscriber"
+    second.close()
+    other.close()
+    assert watches.calls[2:] == [("unwatch", "a"), ("unwatch", "b")]
+    hub.close()

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import FormData
 
 from app.config import Config
-from app.storage import sqlite_store
+from app.storage import result_codec
 from app.web import instance_limits, job_input, timetable_view
 from app.web.keys import RUNNER
 from solver.ctt import format_ctt, parse_ctt
@@ -71,7 +71,7 @@ async def test_the_job_list_never_parses_stored_instances(
     await client.close()
 
     calls: list[tuple[str, bool]] = []
-    spy(monkeypatch, sqlite_store, "parse_ctt", calls)
+    spy(monkeypatch, result_codec, "parse_ctt", calls)
     spy(monkeypatch, timetable_view, "timetable_to_json", calls)
     client, app = await start(aiohttp_client, config)  # a fresh store: no parsed instance cached
     after = (await (await client.get("/api/jobs", headers=ALICE)).json())["jobs"]

@@ -43,15 +43,16 @@ def resume_after(request: web.Request) -> int:
 
 
 async def missed(store: Store, head: JobHead, after: int) -> tuple[list[bytes], int, bool]:
-    """What the client missed from the job's log: (blocks, the last seq in them, whether
-    the stream is over). Stored events are sent as stored, never decoded and encoded again."""
+    """What the client missed from the job's log: (one block per SSE event, the last seq in
+    them, whether the stream is over). Stored events are sent as stored, never decoded and
+    encoded again."""
     stored = await store.events_after(head.id, after)
     if stored is None:  # the bounded log lost some: start the client over from the latest state
         latest = await store.latest_event(head.id)
         if latest is None:
             return [], after, False
         block = event_block(latest.seq, latest.to_json(), name="snapshot")
-        return [block + done_block(latest) if latest.terminal else block], latest.seq, latest.terminal
+        return [block, done_block(latest)] if latest.terminal else [block], latest.seq, latest.terminal
     blocks = []
     for event in stored:
         blocks.append(event_block(event.seq, event.data))
@@ -79,7 +80,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         log.exception("event stream of job %s: store unavailable", job_id)
         head = None
     user = request.get(USER)
-    with hub.subscribe(job_id, user.name if user is not None else None) as subscription:
+    after_seq = head.last_seq if head is not None else 0
+    with hub.subscribe(job_id, user.name if user is not None else None, after_seq) as subscription:
         response = web.StreamResponse(status=200, headers=sse.STREAM_HEADERS)
         chunked = request.version >= HttpVersion11
         if chunked:  # said explicitly: live frames are written to the socket as ready-made chunks
@@ -106,6 +108,7 @@ async def _serve(
     after = min(resume_after(request), head.last_seq)
     # Through aiohttp's writer, which sends the headers first; live frames go to the socket after.
     await response.write(sse.retry(RETRY_MS) + sse.event(sse.json_text({"job_id": head.id}), name="connected"))
+    hub.stats.events_sent += 1
     try:
         blocks, subscription.last_seq, ended = await missed(request.app[STORE], head, after)
     except Exception:  # store outage mid-replay: end; the reconnect resumes from where it was

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.web.frames import Frame, frame
 from app.web.subscription import Subscription
@@ -34,6 +35,17 @@ DEFAULT_HEARTBEAT = 15.0
 SWEEP = 1.0  # seconds between two looks at every stream
 UNPACED = 0.01  # seconds: a small audience, whose spacing would be shorter, gets every event at once
 log = logging.getLogger(__name__)
+
+
+class Watcher(Protocol):
+    """Feeds the hub a job's events from elsewhere while this process has subscribers of
+    it (with Redis: one reader of the job's event stream per process, however many watch)."""
+
+    def watch(self, job_id: str, after_seq: int) -> None:
+        """Start publishing the job's events with seq > `after_seq` to the hub."""
+        ...
+
+    def unwatch(self, job_id: str) -> None: ...
 
 
 @dataclass
@@ -83,6 +95,7 @@ class Hub:
         soft_limit: int = DEFAULT_SOFT_LIMIT,
         heartbeat: float = DEFAULT_HEARTBEAT,
         deliveries_per_second: float = DEFAULT_DELIVERIES_PER_SECOND,
+        watcher: Watcher | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
@@ -98,6 +111,7 @@ class Hub:
         self.max_per_user = max_per_user
         self.heartbeat = heartbeat
         self._deliveries = deliveries_per_second
+        self._watcher = watcher  # None: the events are published in this process
         self._by_user: Counter[str] = Counter()
         self._jobs: dict[str, _Pace] = {}
         self._count = 0
@@ -137,9 +151,11 @@ class Hub:
         if pace.timer is None:
             pace.timer = loop.call_at(turn + spacing, self._on_turn, event.job_id)
 
-    def subscribe(self, job_id: str, user: str | None = None) -> Subscription:
+    def subscribe(self, job_id: str, user: str | None = None, after_seq: int = 0) -> Subscription:
         """A new subscription of `user` (None: not counted per user); already
-        closed when shutting down or when the total or the user's cap is reached."""
+        closed when shutting down or when the total or the user's cap is reached.
+        `after_seq`: the job's last seq as the stream read it before subscribing; the
+        watcher, if any, feeds the job's events after it."""
         subscription = Subscription(self, job_id, user)
         if self._closed:
             subscription.close()
@@ -150,7 +166,11 @@ class Hub:
             self.stats.subscribers_refused_user += 1
             subscription.close()
         else:
-            self._jobs.setdefault(job_id, _Pace()).subscribers.add(subscription)
+            if job_id not in self._jobs:
+                self._jobs[job_id] = _Pace()
+                if self._watcher is not None:
+                    self._watcher.watch(job_id, after_seq)
+            self._jobs[job_id].subscribers.add(subscription)
             self._count += 1
             if user is not None:
                 self._by_user[user] += 1
@@ -173,6 +193,8 @@ class Hub:
             if pace.timer is not None:
                 pace.timer.cancel()
             del self._jobs[subscription.job_id]
+            if self._watcher is not None:
+                self._watcher.unwatch(subscription.job_id)
 
     def close(self) -> None:
         """End every subscription now and refuse new ones (server shutdown)."""
