@@ -17,6 +17,14 @@ JOBS_UNFINISHED = f"{PREFIX}jobs:unfinished"
 SESSIONS = f"{PREFIX}sessions"
 # One string rewritten by write_problem: a write that lands proves Redis takes writes.
 WRITE_PROBE = f"{PREFIX}write-probe"
+# Stream: the job queue (app/storage/redis_queue.py), one entry per queued or running job,
+# fields job_id; read by the one consumer group QUEUE_GROUP (a group's name, not a key).
+QUEUE = f"{PREFIX}queue"
+QUEUE_GROUP = "workers"
+# Hash: job_id -> its QUEUE entry's id, so that a job can be found (and removed) by its id.
+QUEUE_ENTRIES = f"{PREFIX}queue:entries"
+# Pub/sub channel: job ids whose cancel was asked (a channel's name, not a key).
+CANCEL_CHANNEL = f"{PREFIX}cancels"
 
 
 def jobs_by_owner(owner: str) -> str:
@@ -41,3 +49,8 @@ def result_key(job_id: str) -> str:
 def session_key(key: str) -> str:
     """Hash: a SessionRecord, expiring; `key` is already the cookie's SHA-256."""
     return f"{PREFIX}session:{key}"
+
+
+def cancel_key(job_id: str) -> str:
+    """String, expiring: set once a cancel of the job is asked, for workers that missed the message."""
+    return f"{PREFIX}job:{job_id}:cancel"

@@ -24,40 +24,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
 from dataclasses import asdict, fields
-from typing import Any, AsyncIterator
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, MasterDownError, OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeout
+from redis.exceptions import RedisError
 
 from app.storage import redis_keys as keys
 from app.storage.kept_writes import KeptWrites
+from app.storage.redis_connection import Reach, command_client
 from app.storage.result_codec import Timetables, cost_json, cost_of, stage_costs_json, stage_costs_of, summary
-from app.storage.store import (
-    UNWRITABLE, JobHead, JobRecord, ResultSummary, SessionRecord, StaleWrite, StoredEvent, StoreUnavailable,
-)
+from app.storage.store import JobHead, JobRecord, ResultSummary, SessionRecord, StaleWrite, StoredEvent, StoreUnavailable
 from app.storage.unsaved import Write
 from saga.events import QUEUED, RUNNING, ProgressEvent
 from saga.jobs import JobOutcome
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 2.0  # seconds: an unreachable Redis is a 503 soon, not a hung request
-# Seconds a command may take. No command here blocks (no BLPOP / XREAD BLOCK), which would
-# need socket_timeout=None; a dead connection is noticed after this long instead of never.
-COMMAND_TIMEOUT = 5.0
-HEALTH_CHECK = 30  # seconds idle after which a pooled connection is PINGed before use
-RETRIES = 3  # redis-py retries a command on a dropped connection, backing off up to 0.5 s
+# The client's timeouts and retries, and what counts as Redis refusing writes for now:
+# app/storage/redis_connection.py (shared with the queue).
 # A session's hash expires this long after it was opened: SessionPolicy.lifetime (7 days),
 # after which it is dead anyway. The one who wires the store passes the configured lifetime.
 SESSION_TTL = 7 * 24 * 3600.0
-# Error replies that mean "not now" rather than "wrong": the write is kept and retried.
-REFUSALS = (OutOfMemoryError, ReadOnlyError, MasterDownError)
-REFUSAL_CODES = ("MISCONF", "BUSY ", "NOREPLICAS")
 
 # KEYS: job hash, event stream, unfinished jobs. ARGV: seq, attempt, status, data, keep, terminal (1/0).
 # A reason (string) when refused, nil when stored. A job without a hash (not created, or lost
@@ -181,17 +169,15 @@ def _result_fields(outcome: JobOutcome) -> dict[str, Any]:
     return {name: value for name, value in every.items() if value is not None}
 
 
-def _is_refusal(err: ResponseError) -> bool:
-    return isinstance(err, REFUSALS) or str(err).startswith(REFUSAL_CODES)
-
-
 class RedisStore:
     def __init__(self, redis: Redis, *, keep_events: int = 1000, session_ttl: float = SESSION_TTL) -> None:
         self._redis = redis
         self._keep = keep_events
         self._session_ttl = session_ttl
-        kwargs = redis.connection_pool.connection_kwargs
-        self._where = kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        # Redis unreachable, or refusing writes for now, is StoreUnavailable (503).
+        self._reach = Reach(redis, "store", log)
+        self._reaching = self._reach.reaching
+        self._where = self._reach.where
         self._append = redis.register_script(APPEND_EVENT)
         self._save = redis.register_script(SAVE_RESULT)
         self._events_after = redis.register_script(EVENTS_AFTER)
@@ -201,19 +187,10 @@ class RedisStore:
         self._closed = False
         self._kept = KeptWrites(self._write_kept, lambda: not self._closed)
         self._unsaved = self._kept.unsaved
-        self._failing: str | None = None  # why the last call failed; None once one succeeds
 
     @classmethod
     def from_url(cls, url: str, *, keep_events: int = 1000, session_ttl: float = SESSION_TTL) -> RedisStore:
-        redis = Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            health_check_interval=HEALTH_CHECK,
-            retry=Retry(ExponentialBackoff(), RETRIES),
-        )
-        return cls(redis, keep_events=keep_events, session_ttl=session_ttl)
+        return cls(command_client(url), keep_events=keep_events, session_ttl=session_ttl)
 
     async def connect(self) -> None:
         """Check that Redis answers, and is new enough for the event log (XINFO's
@@ -222,27 +199,6 @@ class RedisStore:
             version = (await self._redis.info("server"))["redis_version"]
         if int(str(version).split(".")[0]) < 7:
             raise RuntimeError(f"Redis at {self._where} is {version}; the service needs 7.0 or newer")
-
-    @asynccontextmanager
-    async def _reaching(self) -> AsyncIterator[None]:
-        """Redis unreachable, or refusing writes for now, is StoreUnavailable (503)."""
-        try:
-            yield
-        except (ConnectionError, RedisTimeout, OSError) as err:  # BusyLoadingError too: Redis is starting
-            raise self._unavailable(f"Redis at {self._where} is unreachable ({err})") from err
-        except ResponseError as err:
-            if not _is_refusal(err):
-                raise
-            raise self._unavailable(f"Redis at {self._where} refuses writes ({err})") from err
-        if self._failing is not None:
-            log.warning("store: Redis answers again")
-            self._failing = None
-
-    def _unavailable(self, reason: str) -> StoreUnavailable:
-        if self._failing is None:
-            log.error("store: %s", reason)
-        self._failing = reason
-        return StoreUnavailable(UNWRITABLE, reason)
 
     async def _hashes(self, names: list[str]) -> list[dict[str, str]]:
         """The hashes `names`, read in one round trip; those gone are left out."""
@@ -424,5 +380,5 @@ class RedisStore:
 
     async def close(self) -> None:
         self._closed = True
-        await self._kept.close(self._failing)
+        await self._kept.close(self._reach.failing)
         await self._redis.aclose()
