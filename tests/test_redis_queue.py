@@ -113,7 +113,10 @@ async def test_takeovers_past_the_limit_are_exhausted_and_leave_the_queue(queue:
     assert not await queue._redis.hexists(keys.QUEUE_ENTRIES, "doomed")
     assert [e for e, _ in await queue._redis.xrange(keys.QUEUE)] != [first.entry]
     assert await queue.positions() == {"waiting": 1}
-    assert (await claimed(queue, "w1")).attempt == 1
+    waiting = await claimed(queue, "w1")
+    assert waiting.attempt == 1
+    # Its delivery count was not raised while it waited: a takeover now is its second run.
+    assert await queue.reclaim("w2", 0, max_attempts=2) == Reclaimed((Claim("waiting", 2, waiting.entry),), ())
 
 
 async def test_a_claim_deleted_from_the_stream_is_reported_exhausted(queue: RedisQueue) -> None:
