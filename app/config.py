@@ -68,13 +68,16 @@ class Config:
     login_failures: int = 10
     login_window: float = 60.0
     trust_proxy: bool = False
+    redis: str | None = None
+    lease: float = 60.0
 
 
 @dataclass(frozen=True)
 class Setting:
-    name: str  # Config field; flag --name-with-dashes; env TIMETABLER_NAME
+    name: str  # Config field; flag --name-with-dashes; env TIMETABLER_NAME unless `env` is given
     parse: Callable[[str], Any]
     help: str
+    env: str = ""
 
     @property
     def flag(self) -> str:
@@ -85,8 +88,8 @@ class Setting:
         return getattr(Config, self.name)
 
     @property
-    def env(self) -> str:
-        return "TIMETABLER_" + self.name.upper()
+    def variable(self) -> str:
+        return self.env or "TIMETABLER_" + self.name.upper()
 
 
 SETTINGS = (
@@ -115,6 +118,10 @@ SETTINGS = (
     Setting("login_failures", _count, "failed logins (and, apart, unknown bearer tokens) per client address per --login-window before 429 (0: no limit)"),
     Setting("login_window", _seconds, "seconds over which --login-failures are counted"),
     Setting("trust_proxy", _switch, "believe X-Forwarded-Proto/-Host/-For from a reverse proxy in front"),
+    Setting("redis", str, "Redis URL (redis://host:6379/0) shared by web instances and workers; "
+                          "with it `serve` solves nothing itself unless --slots is given (default: embedded SQLite)",
+            env="TIMETABLER_REDIS_URL"),
+    Setting("lease", _seconds, "seconds a worker's claim on a job lasts without renewal before another worker takes it over"),
 )
 
 
@@ -127,9 +134,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default = s.default if s.default not in (None, ()) else "none"
         if s.parse is _switch:  # a bare flag turns it on
             parser.add_argument(s.flag, dest=s.name, action="store_const", const=True, default=None,
-                                help=f"{s.help} [{s.env}, default off]")
+                                help=f"{s.help} [{s.variable}, default off]")
             continue
-        parser.add_argument(s.flag, dest=s.name, type=s.parse, default=None, help=f"{s.help} [{s.env}, default {default}]")
+        parser.add_argument(s.flag, dest=s.name, type=s.parse, default=None, help=f"{s.help} [{s.variable}, default {default}]")
 
 
 def load(flags: Mapping[str, Any] | argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -140,9 +147,9 @@ def load(flags: Mapping[str, Any] | argparse.Namespace | None = None, environ: M
     for s in SETTINGS:
         if given.get(s.name) is not None:
             values[s.name] = given[s.name]
-        elif env.get(s.env):
+        elif env.get(s.variable):
             try:
-                values[s.name] = s.parse(env[s.env])
+                values[s.name] = s.parse(env[s.variable])
             except ValueError:
-                raise ValueError(f"{s.env}={env[s.env]!r} is not a valid {s.help}") from None
+                raise ValueError(f"{s.variable}={env[s.variable]!r} is not a valid {s.help}") from None
     return Config(**values)

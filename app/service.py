@@ -20,7 +20,8 @@ from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUna
 from app.web.metrics import Metrics
 from saga.child import readable_error
 from saga.events import FAILED, QUEUED, RUNNING, ProgressEvent
-from saga.jobs import CancelResult, Feasibility, JobOutcome, JobSpec, ResultNotSaved, feasibility_fields
+from app.job_ends import end_unrun, job_event
+from saga.jobs import CancelResult, JobOutcome, JobSpec, ResultNotSaved
 from solver.ctt import parse_ctt
 from solver.model import Instance
 
@@ -39,8 +40,21 @@ class Runner(Protocol):
     async def cancel(self, job_id: str) -> CancelResult: ...
 
 
+class Slots(Protocol):
+    """What runs jobs, as /api/health and shutdown see it."""
+
+    @property
+    def slots(self) -> int: ...
+
+    @property
+    def busy_slots(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
 class JobService:
-    def __init__(self, store: Store, hub: Publisher, metrics: Metrics, *, result_patience: float = RESULT_PATIENCE) -> None:
+    def __init__(self, store: Store, hub: Publisher | None, metrics: Metrics, *, result_patience: float = RESULT_PATIENCE) -> None:
+        # hub None: another process's events reach this one's hub through the store (Redis; app/web/redis_follow.py)
         self.store, self.hub, self.metrics = store, hub, metrics
         self.result_patience = result_patience
         self.runner: Runner | None = None  # set once the runner, which needs this sink, exists
@@ -54,7 +68,8 @@ class JobService:
         if event.terminal:
             self._active.pop(event.job_id, None)
         self.metrics.observe(event)
-        self.hub.publish(event)
+        if self.hub is not None:
+            self.hub.publish(event)
 
     async def save_result(self, outcome: JobOutcome) -> None:
         """Store the outcome; while the store refuses, retry with backoff for up to
@@ -92,7 +107,11 @@ class JobService:
         except StoreUnavailable:
             pass  # kept in memory and retried by the store; readers see it already
 
-    def active_jobs(self, owner: str) -> int:
+    async def active_jobs(self, owner: str) -> int:
+        """The owner's queued and running jobs: counted here, or, when other instances submit
+        and workers end jobs (hub None), in the shared store."""
+        if self.hub is None:
+            return sum(1 for job in await self.store.unfinished_jobs() if job.owner == owner)
         return sum(1 for o in self._active.values() if o == owner)
 
     async def submit(self, job: JobRecord, instance: Instance) -> None:
@@ -137,32 +156,9 @@ class JobService:
             else:
                 message = f"Queued again after a restart (attempt {attempt} of {max_attempts})"
             log.info("job %s: %s", job.id, message)
-            await self.publish(_event(job, QUEUED, message, attempt, overall=floor))
+            await self.publish(job_event(job, QUEUED, message, attempt, overall=floor))
             await self._run(job, instance, attempt=attempt, first_seq=job.last_seq + 2, progress_floor=floor)
 
     async def _give_up(self, job: JobRecord, reason: str) -> None:
         log.warning("job %s: %s", job.id, reason)
-        # The result goes first, as the runner does: a final event always has its result stored.
-        try:
-            previous = await self.store.get_result(job.id)
-        except Exception:  # its instance no longer reads: there is no timetable to keep
-            previous = None
-        outcome = JobOutcome(
-            job.id, FAILED, previous.timetable if previous else None, previous.cost if previous else None,
-            previous.stage_costs if previous else {}, reason, time.time(), attempt=job.attempt,
-        )
-        await self._keep_result(outcome)
-        await self.publish(_event(job, FAILED, reason, job.attempt, error=reason, feasibility=outcome.feasibility))
-
-
-def _event(
-    job: JobRecord, status: str, message: str, attempt: int, error: str | None = None,
-    feasibility: Feasibility | None = None, overall: float = 0.0,
-) -> ProgressEvent:
-    now = time.time()
-    return ProgressEvent(
-        job_id=job.id, seq=job.last_seq + 1, status=status, stage=None, stage_progress=0.0,
-        overall_progress=100.0 if status == FAILED else overall, eta_seconds=0.0 if status == FAILED else None,
-        started_at=None, updated_at=now, message=message, error=error, attempt=attempt,
-        **feasibility_fields(feasibility),
-    )
+        await end_unrun(self.store, self.publish, job, FAILED, reason, job.attempt, error=reason)

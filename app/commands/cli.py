@@ -58,6 +58,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from app.commands import worker  # loads Redis only for `worker`
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = settings.load(args)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if not config.redis:
+        raise UserError("a worker needs --redis URL (or TIMETABLER_REDIS_URL): the queue it takes jobs from")
+    worker.run(config)
+    return 0
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
 
@@ -143,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web service")
     settings.add_arguments(serve)
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="solve jobs from the Redis queue that `serve --redis` fills")
+    settings.add_arguments(worker)
+    worker.set_defaults(run=_worker)
 
     solve = commands.add_parser("solve", help="solve a .ctt file and write a .sol file")
     solve.add_argument("file", type=Path, help="instance in .ctt format")

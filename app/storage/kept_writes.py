@@ -63,6 +63,19 @@ class KeptWrites:
                     raise
                 self.unsaved.written(write)
 
+    async def landed(self, job_id: str) -> None:
+        """Return once nothing of `job_id` is kept any more: written, or dropped as a write
+        that can never land. Tries now, then backs off while the store refuses."""
+        delay = RETRY_FIRST
+        while self.unsaved.has(job_id):
+            try:
+                await self._flush(job_id)
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+            except Exception:  # dropped by _flush; the rest goes on
+                log.exception("store: a kept write of job %s could not be stored and is dropped", job_id)
+
     async def flush_all(self) -> None:
         for job_id in self.unsaved.jobs():
             await self._flush(job_id)

@@ -11,7 +11,7 @@ the worker that runs the job hears it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,11 @@ class JobQueue(Protocol):
 
 
 class CancelSignals(Protocol):
-    """Cancels asked on one instance, heard by the worker that runs the job."""
+    """Cancels asked on one instance, heard by the worker that runs the job. A listener
+    that was away may have missed some: after it is back it calls `on_resubscribed`, which
+    asks `requested` about the jobs it runs."""
+
+    on_resubscribed: Callable[[], Awaitable[None]] | None
 
     async def request(self, job_id: str) -> None: ...
 

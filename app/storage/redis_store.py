@@ -255,6 +255,9 @@ class RedisStore:
         """Raises StaleWrite when the job has moved past the event (see APPEND_EVENT)."""
         await self._kept.write(event)
 
+    async def landed(self, job_id: str) -> None:
+        await self._kept.landed(job_id)
+
     async def save_result(self, outcome: JobOutcome) -> None:
         """Raises StaleWrite when the outcome's attempt is older than the job's."""
         await self._kept.write(outcome)

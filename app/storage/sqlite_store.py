@@ -219,6 +219,9 @@ class SqliteStore:
         rows = await self._run(self._rows, "SELECT data FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,))
         return self._unsaved.newest_event(job_id, ProgressEvent.from_dict(json.loads(rows[0][0])) if rows else None)
 
+    async def landed(self, job_id: str) -> None:
+        await self._kept.landed(job_id)
+
     async def save_result(self, outcome: JobOutcome) -> None:
         await self._kept.write(outcome)
 

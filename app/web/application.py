@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -11,20 +14,40 @@ from aiohttp.abc import AbstractAccessLogger
 from app.config import Config
 from app.security import auth, csrf
 from app.security.auth import Auth
+from app.queue_runner import QueueRunner
 from app.service import JobService
+from app.storage.redis_cancel import RedisCancelSignals
+from app.storage.redis_queue import RedisQueue
+from app.storage.redis_store import RedisStore
 from app.storage.sqlite_store import SqliteStore
 from app.storage.store import StoreUnavailable
 from app.web import cors, events, jobs, misc, static
 from app.web.body_limits import body_limits_middleware, too_large
-from app.web.connections import CONNECTIONS, guard_of
+from app.web.connections import CONNECTIONS, ConnectionStats, guard_of
 from app.web.errors import ApiError, json_error, store_error
-from app.web.hub import Hub
-from app.web.keys import AUTH, CONFIG, HUB, METRICS, RUNNER, SERVICE, STORE
+from app.web.hub import Hub, Watcher
+from app.web.keys import AUTH, CONFIG, HUB, METRICS, REDIS, RUNNER, SERVICE, STORE
 from app.web.metrics import Metrics
+from app.web.redis_follow import RedisFollower
+from app.workers.worker import Worker, WorkerSettings
 from saga.runner import JobRunner
 
 log = logging.getLogger(__name__)
 DB_FILE = "timetabler.sqlite3"
+
+
+@dataclass(frozen=True)
+class Shared:
+    """A web instance's Redis connections besides the store's."""
+
+    follower: RedisFollower
+    queue: RedisQueue
+    cancels: RedisCancelSignals
+
+    async def close(self) -> None:
+        await self.follower.close()
+        await self.queue.close()
+        await self.cancels.close()
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -63,14 +86,12 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
         client_max_size=config.max_body,
         middlewares=[error_middleware, body_limits_middleware, cors.preflight_middleware, csrf.csrf_middleware, auth.auth_middleware],
     )
-    store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
-    hub = Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None,
-              heartbeat=config.heartbeat)
     app[CONNECTIONS] = guard = guard_of(config.max_connections, config.max_connections_per_client)
-    metrics = Metrics(hub.stats, guard.stats)
-    service = JobService(store, hub, metrics)
-    service.runner = runner = JobRunner(service, service, slots=config.slots)
-    app[CONFIG], app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = config, store, hub, metrics, service, runner
+    app[CONFIG] = config
+    if config.redis is None:
+        _embedded(app, config, guard.stats)
+    else:
+        _shared(app, config, guard.stats, config.redis)
     app[AUTH] = auth_ or Auth.from_config(config)[0]
 
     app.on_startup.append(_start)
@@ -80,6 +101,40 @@ def create_app(config: Config, auth_: Auth | None = None) -> web.Application:
     app.on_response_prepare.append(cors.add_headers)
     _routes(app)
     return app
+
+
+def _hub(config: Config, watcher: Watcher | None = None) -> Hub:
+    return Hub(max_subscribers=config.max_streams or None, max_per_user=config.max_streams_per_user or None,
+               heartbeat=config.heartbeat, watcher=watcher)
+
+
+def _embedded(app: web.Application, config: Config, connections: ConnectionStats) -> None:
+    """One process: SQLite in the data dir, the hub fed by this process's runner."""
+    store = SqliteStore(config.data_dir / DB_FILE, keep_events=config.event_log)
+    hub = _hub(config)
+    metrics = Metrics(hub.stats, connections)
+    service = JobService(store, hub, metrics)
+    service.runner = runner = JobRunner(service, service, slots=config.slots)
+    app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = store, hub, metrics, service, runner
+
+
+def _shared(app: web.Application, config: Config, connections: ConnectionStats, url: str) -> None:
+    """Redis: jobs, events and sessions shared with other instances; workers solve (this
+    instance too, with --slots N); the hub fed by one reader per watched job's stream."""
+    store = RedisStore.from_url(url, keep_events=config.event_log, session_ttl=config.session_lifetime)
+    follower = RedisFollower.from_url(url)
+    hub = _hub(config, follower)
+    follower.hub = hub
+    metrics = Metrics(hub.stats, connections, follow_stats=follower.stats)
+    service = JobService(store, None, metrics)
+    queue, cancels = RedisQueue.from_url(url), RedisCancelSignals.from_url(url)
+    worker = None
+    if config.slots:
+        settings = WorkerSettings(f"{socket.gethostname()}:{os.getpid()}", config.slots, config.lease, config.max_attempts)
+        worker = Worker(store, queue, cancels, settings)
+    service.runner = runner = QueueRunner(service, queue, cancels, worker)
+    app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = store, hub, metrics, service, runner
+    app[REDIS] = Shared(follower, queue, cancels)
 
 
 def _routes(app: web.Application) -> None:
@@ -93,9 +148,17 @@ def _routes(app: web.Application) -> None:
 
 async def _start(app: web.Application) -> None:
     await app[STORE].connect()
-    await app[SERVICE].recover(app[CONFIG].max_attempts)
+    if app[CONFIG].redis is None:
+        await app[SERVICE].recover(app[CONFIG].max_attempts)  # with Redis, workers' janitors do
+        return
+    await app[REDIS].queue.connect()
+    runner = app[RUNNER]
+    assert isinstance(runner, QueueRunner)
+    runner.start()
 
 
 async def _stop(app: web.Application) -> None:
     await app[RUNNER].close()
+    if app[CONFIG].redis is not None:
+        await app[REDIS].close()
     await app[STORE].close()

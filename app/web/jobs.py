@@ -54,10 +54,10 @@ def _feasibility(summary: ResultSummary | None) -> Feasibility | None:
 async def create(request: web.Request) -> web.Response:
     config, service, caller = request.app[CONFIG], request.app[SERVICE], user(request)
     # Count before reading the body: a refused caller should not cost a parse.
-    if service.active_jobs(caller.name) >= config.max_active_jobs:
+    if await service.active_jobs(caller.name) >= config.max_active_jobs:
         raise ApiError(429, "too_many_jobs", f"You already have {config.max_active_jobs} jobs queued or running; wait for one to finish or cancel one.")
     submission = await read_submission(request, config, sample_instance)
-    if service.active_jobs(caller.name) >= config.max_active_jobs:  # another request won the race while we parsed
+    if await service.active_jobs(caller.name) >= config.max_active_jobs:  # another request won the race while we parsed
         raise ApiError(429, "too_many_jobs", f"You already have {config.max_active_jobs} jobs queued or running.")
     job = JobRecord(
         id=uuid.uuid4().hex[:16], owner=caller.name, name=submission.name, status=QUEUED, created_at=time.time(),

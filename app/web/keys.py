@@ -5,7 +5,9 @@
 - HUB: the `app.web.hub.Hub` that fans events out to SSE subscribers.
 - CONFIG: the `app.config.Config` (heartbeat seconds, CORS origins, limits...).
 - METRICS: the `app.web.metrics.Metrics` (Prometheus registry; SSE counters are read from `Hub.stats`).
-- RUNNER: the `saga.runner.JobRunner` executing jobs.
+- RUNNER: what runs jobs: the `saga.runner.JobRunner` (embedded), or the
+  `app.queue_runner.QueueRunner` handing them to workers (Redis).
+- REDIS: with Redis only, the instance's `Shared` connections (event reader, queue, cancels).
 - SERVICE: the `app.service.JobService` (submit, cancel, per-user active counts).
 - AUTH: the `app.security.auth.Auth` (tokens, login code, failed-login limits).
 - SESSIONS: the `app.security.sessions.Sessions` (login sessions, kept in the store).
@@ -29,13 +31,15 @@ if TYPE_CHECKING:
     from app.storage.store import Store
     from app.web.hub import Hub
     from app.web.metrics import Metrics
-    from saga.runner import JobRunner
+    from app.service import Slots
+    from app.web.application import Shared
 
 STORE: web.AppKey[Store] = web.AppKey("store")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
+RUNNER: web.AppKey[Slots] = web.AppKey("runner")
+REDIS: web.AppKey[Shared] = web.AppKey("redis")
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
 SERVICE: web.AppKey[JobService] = web.AppKey("service")
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")

@@ -1,0 +1,1 @@
+"""Solver workers: processes that take jobs from the shared queue and run them (Redis)."""

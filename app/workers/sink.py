@@ -1,0 +1,45 @@
+"""Where a worker's runs write: the shared store, fenced by attempt.
+
+A write the store refuses as stale means another worker has taken the job over (this one
+lost its claim): the run is stopped and nothing more of it is written. A write the store
+cannot make now (Redis away) is kept in memory by the store and delivered when it is back;
+the worker keeps solving meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from app.storage.store import StaleWrite, Store, StoreUnavailable
+from saga.events import ProgressEvent
+from saga.jobs import JobOutcome
+
+log = logging.getLogger(__name__)
+
+
+class StoreSink:
+    """The saga runner's EventSink and ResultSink on a worker."""
+
+    def __init__(self, store: Store, stale: Callable[[str], None]) -> None:
+        self._store = store
+        self._stale = stale  # called with the job id when a newer attempt owns the job
+
+    async def publish(self, event: ProgressEvent) -> None:
+        try:
+            await self._store.append_event(event)
+        except StaleWrite:
+            log.warning("job %s: event %d of attempt %d refused: a newer attempt owns the job",
+                        event.job_id, event.seq, event.attempt)
+            self._stale(event.job_id)
+        except StoreUnavailable:
+            pass  # kept and retried by the store
+
+    async def save_result(self, outcome: JobOutcome) -> None:
+        try:
+            await self._store.save_result(outcome)
+        except StaleWrite:
+            log.warning("job %s: result of attempt %d refused: a newer attempt owns the job", outcome.job_id, outcome.attempt)
+            self._stale(outcome.job_id)
+        except StoreUnavailable:
+            pass  # kept and retried by the store; the claim is acked only once it landed

@@ -1,0 +1,52 @@
+"""Web instances and solver workers sharing one Redis: real `serve --redis` and `worker`
+processes, a real redis-server of the test's own, real sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.redis_support import RedisServer
+from tests.scale_out_support import AUTH, Cluster, events, submit
+from tests.sse_support import WAIT
+
+
+@pytest.fixture
+def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
+    made = Cluster(redis_server.url, tmp_path)
+    yield made
+    made.stop()
+
+
+def test_subscribers_on_two_instances_see_one_sequence_and_resume_across_them(cluster: Cluster) -> None:
+    a, b = cluster.web(), cluster.web()
+    cluster.worker()
+    job = submit(a, time_limit=3)
+    on_a, on_b = events(a, job), events(b, job)
+    seqs = [e["seq"] for e in on_a]
+    assert seqs == [e["seq"] for e in on_b], cluster.logs()
+    assert seqs == sorted(set(seqs)) and on_a[-1]["status"] == "completed"
+    middle = seqs[len(seqs) // 2]
+    resumed = events(b, job, last_event_id=middle)
+    assert [e["seq"] for e in resumed] == [s for s in seqs if s > middle], "exactly the missed events"
+    for web in (a, b):
+        timetable = httpx.get(f"{web.url}/api/jobs/{job}/timetable?format=sol", headers=AUTH, timeout=WAIT)
+        assert timetable.status_code == 200 and timetable.text.strip()
+
+
+def test_a_killed_worker_s_job_finishes_on_the_other_worker_as_attempt_2(cluster: Cluster) -> None:
+    web = cluster.web()
+    first = cluster.worker("--lease", "2")
+    job = submit(web, time_limit=8)
+    running = events(web, job, until_seq=3)  # the first worker has it and reports
+    assert running[-1]["status"] == "running" and running[-1]["attempt"] == 1
+    first.kill()  # SIGKILL: no goodbye; its solver child dies with its process group below
+    cluster.worker("--lease", "2")
+    rest = events(web, job, last_event_id=running[-1]["seq"])
+    assert rest[-1]["status"] == "completed", cluster.logs()
+    assert rest[-1]["attempt"] == 2 and any("Taken over" in e["message"] for e in rest)
+    seqs = [e["seq"] for e in running + rest]
+    assert seqs == sorted(set(seqs)), "one sequence, no id twice"
