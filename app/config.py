@@ -70,6 +70,7 @@ class Config:
     trust_proxy: bool = False
     redis: str | None = None
     lease: float = 60.0
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ SETTINGS = (
                           "with it `serve` solves nothing itself unless --slots is given (default: embedded SQLite)",
             env="TIMETABLER_REDIS_URL"),
     Setting("lease", _seconds, "seconds a worker's claim on a job lasts without renewal before another worker takes it over"),
+    Setting("metrics_port", _count, "worker only: port of its /metrics and /api/health on --host (0: none)"),
 )
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.redis_support import RedisServer
-from tests.scale_out_support import AUTH, Cluster, events, submit
+from tests.scale_out_support import AUTH, Cluster, events, free_port, submit
 from tests.sse_support import WAIT
 
 
@@ -50,3 +50,22 @@ def test_a_killed_worker_s_job_finishes_on_the_other_worker_as_attempt_2(cluster
     assert rest[-1]["attempt"] == 2 and any("Taken over" in e["message"] for e in rest)
     seqs = [e["seq"] for e in running + rest]
     assert seqs == sorted(set(seqs)), "one sequence, no id twice"
+
+
+def test_a_worker_exports_its_metrics_and_health_and_says_when_redis_is_down(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    web = cluster.web()
+    port = free_port()
+    cluster.worker("--metrics-port", str(port))
+    job = submit(web, time_limit=1)
+    assert events(web, job)[-1]["status"] == "completed"
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT).text
+    assert "timetabler_worker_claimed_total 1.0" in metrics and "timetabler_queue_length 0.0" in metrics
+    assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=WAIT).json()["redis"] is True
+    redis_server.stop(keep_data=True)
+    down = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=WAIT)
+    assert down.status_code == 503 and "Redis" in down.json()["detail"]
+    web_down = httpx.get(f"{web.url}/api/health", timeout=WAIT)
+    assert web_down.status_code == 503 and "Redis" in web_down.json()["detail"]
+    redis_server.start()

@@ -14,10 +14,13 @@ import os
 import signal
 import socket
 
+from aiohttp import web
+
 from app.config import Config
 from app.storage.redis_cancel import RedisCancelSignals
 from app.storage.redis_queue import RedisQueue
 from app.storage.redis_store import RedisStore
+from app.workers.health import health_app
 from app.workers.worker import Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,18 @@ async def work(config: Config, url: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     await store.connect()
     await queue.connect()
+    site = None
+    if config.metrics_port:
+        site = web.AppRunner(health_app(worker, queue, cancels, store), access_log=None)
+        await site.setup()
+        await web.TCPSite(site, config.host, config.metrics_port).start()
     log.info("worker %s: %d slots, lease %g s, up to %d attempts per job", consumer_name(), slots, config.lease,
              config.max_attempts)
     try:
         await worker.run(stop)
     finally:
+        if site is not None:
+            await site.cleanup()
         await queue.close()
         await cancels.close()
         await store.close()

@@ -19,7 +19,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 SOLVE_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
-class _AtScrape(Collector):
+class AtScrape(Collector):
     """Reads plain counters at scrape time, so the code that keeps them (hub, streams,
     connection guard) needs no Prometheus types."""
 
@@ -83,11 +83,11 @@ class Metrics:
     def __init__(self, hub_stats: HubStats, connection_stats: ConnectionStats | None = None,
                  follow_stats: FollowStats | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_AtScrape(lambda: _hub_metrics(hub_stats)))
+        self.registry.register(AtScrape(lambda: _hub_metrics(hub_stats)))
         if connection_stats is not None:
-            self.registry.register(_AtScrape(lambda: _connection_metrics(connection_stats)))
+            self.registry.register(AtScrape(lambda: _connection_metrics(connection_stats)))
         if follow_stats is not None:
-            self.registry.register(_AtScrape(lambda: _follow_metrics(follow_stats)))
+            self.registry.register(AtScrape(lambda: _follow_metrics(follow_stats)))
         self.active_jobs = Gauge(
             "timetabler_jobs_active", "Jobs queued or running, by status", ["status"], registry=self.registry
         )

@@ -45,7 +45,8 @@ async def health(request: web.Request) -> web.Response:
     """200 when the store answers and takes a write; else 503 saying why. A store that
     reads but cannot write (disk full) cannot finish a job, so it is not healthy."""
     store = request.app[STORE]
-    problem = await store.write_problem() if await store.ping() else "the database does not answer."
+    # write_problem names the store and what is wrong with it (the database file, Redis at host:port).
+    problem = await store.write_problem() if await store.ping() else (await store.write_problem() or "it does not answer.")
     runner = request.app[RUNNER]
     body: dict[str, object] = {
         "status": "ok" if problem is None else "unavailable",
