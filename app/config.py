@@ -71,6 +71,8 @@ class Config:
     redis: str | None = None
     lease: float = 60.0
     metrics_port: int = 0
+    event_retention: float = 2 * 3600.0
+    job_retention: float = 30 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ SETTINGS = (
             env="TIMETABLER_REDIS_URL"),
     Setting("lease", _seconds, "seconds a worker's claim on a job lasts without renewal before another worker takes it over"),
     Setting("metrics_port", _count, "worker only: port of its /metrics and /api/health on --host (0: none)"),
+    Setting("event_retention", _seconds, "seconds after a job ends before its event log is cut to the final event"),
+    Setting("job_retention", _seconds, "seconds after a job ends before it is deleted with its log and timetable"),
 )
 
 

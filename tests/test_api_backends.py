@@ -14,10 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from app.config import Config
+from app.web.keys import STORE
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
 from tests.app_support import ALICE, BOB, TOY_CTT, Client, config, error_of, start, submit
 from tests.redis_support import RedisServer
+from tests.store_support import until
 
 __all__ = ["config"]  # a fixture, used by name
 
@@ -91,3 +93,22 @@ async def test_ownership_bad_input_and_quota(aiohttp_client: Client, backend: Co
     await error_of(again, 429)
     await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
     assert (await follow(client, job_id))[-1]["status"] == "cancelled"
+
+
+async def test_retention_cuts_an_ended_job_s_log_then_deletes_the_job(aiohttp_client: Client, backend: Config) -> None:
+    client, app = await start(aiohttp_client, replace(backend, event_retention=0.2, job_retention=1.5))
+    job_id = await submit(client)
+    seqs = [e["seq"] for e in await follow(client, job_id)]
+    store = app[STORE]
+
+    async def log_cut() -> bool:
+        return await store.events_after(job_id, 0) is None
+
+    await until(log_cut, "the ended job's log to be cut to its final event")
+    again = await follow(client, job_id)  # a late subscriber still learns how it ended
+    assert [e["seq"] for e in again] == [seqs[-1]] and again[0]["status"] == "completed"
+
+    async def deleted() -> bool:
+        return (await client.get(f"/api/jobs/{job_id}", headers=ALICE)).status == 404
+
+    await until(deleted, "the job to be deleted after --job-retention")

@@ -187,3 +187,24 @@ async def test_an_outage_keeps_the_writes_and_lands_them_when_redis_is_back(
         assert await redis_store.write_problem() is None
     finally:
         await other.close()
+
+
+async def test_retention_cuts_ended_logs_to_their_last_event_then_deletes_old_jobs(store: Store) -> None:
+    for job_id in ("ended", "running"):
+        await store.create_job(job(job_id))
+        for seq in (1, 2, 3):
+            await store.append_event(event(job_id, seq))
+    await store.save_result(outcome("ended"))
+    await store.append_event(event("ended", 4, COMPLETED))
+    before = time.time() - 60
+    assert await store.prune(before, before) == (0, 0), "nothing ended that long ago"
+    later = time.time() + 1
+    assert await store.prune(later, before) == (1, 0)
+    assert await store.events_after("ended", 0) is None, "the log was cut"
+    assert [e.seq for e in await store.events_after("ended", 3)] == [4]
+    assert (await store.latest_event("ended")).status == COMPLETED
+    assert len(await store.events_after("running", 0)) == 3, "a running job keeps its log"
+    assert await store.prune(later, before) == (0, 0), "a cut log is not cut again"
+    assert await store.prune(later, later) == (0, 1)
+    assert await store.get_job("ended") is None and await store.get_result("ended") is None
+    assert [j.id for j in (await store.list_jobs(None, 10, 0))[0]] == ["running"]

@@ -13,6 +13,11 @@ PREFIX = "timetabler:"
 JOBS_BY_CREATED = f"{PREFIX}jobs:by-created"
 # Jobs queued or running, scored by created_at: what a start-up finds interrupted.
 JOBS_UNFINISHED = f"{PREFIX}jobs:unfinished"
+# Ended jobs scored by when they ended: what retention deletes after --job-retention.
+JOBS_ENDED = f"{PREFIX}jobs:ended"
+# Ended jobs whose event log is still whole, scored by when they ended: what retention cuts
+# to the final event after --event-retention.
+LOGS_UNTRIMMED = f"{PREFIX}jobs:logs-untrimmed"
 # Sorted set of session_key() names scored by created_at: what prune_sessions walks.
 SESSIONS = f"{PREFIX}sessions"
 # One string rewritten by write_problem: a write that lands proves Redis takes writes.

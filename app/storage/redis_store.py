@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 # after which it is dead anyway. The one who wires the store passes the configured lifetime.
 SESSION_TTL = 7 * 24 * 3600.0
 
-# KEYS: job hash, event stream, unfinished jobs. ARGV: seq, attempt, status, data, keep, terminal (1/0).
+# KEYS: job hash, event stream, unfinished jobs, ended jobs, untrimmed logs. ARGV: seq, attempt,
+# status, data, keep, terminal (1/0), now (a terminal event enters the retention sets at that time).
 # A reason (string) when refused, nil when stored. A job without a hash (not created, or lost
 # with a Redis that kept no data) still gets its log, as SQLite's UPDATE of no row does.
 APPEND_EVENT = """
@@ -66,6 +67,8 @@ if job[4] then
   redis.call('HSET', KEYS[1], 'status', ARGV[3], 'attempt', ARGV[2], 'last_seq', ARGV[1])
   if ARGV[6] == '1' then
     redis.call('ZREM', KEYS[3], job[4])
+    redis.call('ZADD', KEYS[4], ARGV[7], job[4])
+    redis.call('ZADD', KEYS[5], ARGV[7], job[4])
   else
     redis.call('ZADD', KEYS[3], job[3], job[4])
   end
@@ -266,8 +269,10 @@ class RedisStore:
         async with self._reaching():
             if isinstance(write, ProgressEvent):
                 refused = await self._append(
-                    keys=[keys.job_key(write.job_id), keys.events_key(write.job_id), keys.JOBS_UNFINISHED],
-                    args=[write.seq, write.attempt, write.status, write.to_json(), self._keep, int(write.terminal)],
+                    keys=[keys.job_key(write.job_id), keys.events_key(write.job_id), keys.JOBS_UNFINISHED,
+                          keys.JOBS_ENDED, keys.LOGS_UNTRIMMED],
+                    args=[write.seq, write.attempt, write.status, write.to_json(), self._keep, int(write.terminal),
+                          repr(time.time())],
                 )
             else:
                 pairs = [part for item in _result_fields(write).items() for part in item]
@@ -275,6 +280,27 @@ class RedisStore:
                                            args=[write.attempt, *pairs])
         if refused is not None:
             raise StaleWrite(f"job {write.job_id}: {refused}")
+
+    async def prune(self, logs_ended_before: float, jobs_ended_before: float) -> tuple[int, int]:
+        """Retention: the logs of jobs ended before `logs_ended_before` are cut to their last
+        event; jobs ended before `jobs_ended_before` are deleted with all they hold."""
+        async with self._reaching():
+            trim = await self._redis.zrangebyscore(keys.LOGS_UNTRIMMED, "-inf", logs_ended_before)
+            gone = await self._redis.zrangebyscore(keys.JOBS_ENDED, "-inf", jobs_ended_before)
+            owners = [h.get("owner") for h in await self._hashes([keys.job_key(i) for i in gone])]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in trim:
+                    pipe.xtrim(keys.events_key(job_id), maxlen=1, approximate=False)
+                    pipe.zrem(keys.LOGS_UNTRIMMED, job_id)
+                for job_id, owner in zip(gone, owners):
+                    pipe.delete(keys.job_key(job_id), keys.events_key(job_id), keys.result_key(job_id))
+                    pipe.zrem(keys.JOBS_BY_CREATED, job_id)
+                    pipe.zrem(keys.JOBS_ENDED, job_id)
+                    pipe.zrem(keys.LOGS_UNTRIMMED, job_id)
+                    if owner:
+                        pipe.zrem(keys.jobs_by_owner(owner), job_id)
+                await pipe.execute()
+        return len(trim), len(gone)
 
     async def events_after(self, job_id: str, seq: int) -> list[StoredEvent] | None:
         async with self._reaching():

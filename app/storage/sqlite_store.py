@@ -28,7 +28,7 @@ from app.storage.result_codec import Timetables, cost_json, cost_of, stage_costs
 from app.storage.sqlite_errors import unavailable
 from app.storage.store import JobHead, JobRecord, ResultSummary, SessionRecord, StoredEvent, StoreUnavailable
 from app.storage.unsaved import Write
-from saga.events import QUEUED, RUNNING, ProgressEvent
+from saga.events import QUEUED, RUNNING, TERMINAL, ProgressEvent
 from saga.jobs import JobOutcome
 
 T = TypeVar("T")
@@ -199,6 +199,23 @@ class SqliteStore:
                 "UPDATE jobs SET status = ?, attempt = ?, last_seq = ?, trimmed_seq = MAX(trimmed_seq, ?) WHERE id = ?",
                 (event.status, event.attempt, event.seq, dropped or 0, event.job_id),
             )
+
+    async def prune(self, logs_ended_before: float, jobs_ended_before: float) -> tuple[int, int]:
+        return await self._run(self._prune, logs_ended_before, jobs_ended_before)
+
+    def _prune(self, logs_ended_before: float, jobs_ended_before: float) -> tuple[int, int]:
+        ended = f"SELECT job_id FROM results JOIN jobs ON jobs.id = results.job_id WHERE finished_at < ? " \
+                f"AND jobs.status IN ({', '.join('?' * len(TERMINAL))})"
+        with self._transaction() as db:
+            gone = [r[0] for r in db.execute(ended, (jobs_ended_before, *TERMINAL))]
+            for table, column in (("events", "job_id"), ("results", "job_id"), ("jobs", "id")):
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(j,) for j in gone])
+            trim = [r[0] for r in db.execute(ended + " AND trimmed_seq < last_seq - 1", (logs_ended_before, *TERMINAL))]
+            for job_id in trim:  # the log keeps its final event, the job's last word
+                db.execute("DELETE FROM events WHERE job_id = ? AND seq < (SELECT last_seq FROM jobs WHERE id = ?)",
+                           (job_id, job_id))
+                db.execute("UPDATE jobs SET trimmed_seq = last_seq - 1 WHERE id = ?", (job_id,))
+        return len(trim), len(gone)
 
     async def events_after(self, job_id: str, seq: int) -> list[StoredEvent] | None:
         return self._unsaved.events_after(job_id, seq, await self._read(self._events_after, job_id, seq))

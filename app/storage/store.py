@@ -155,6 +155,12 @@ class Store(SessionStore, Protocol):
 
     async def latest_event(self, job_id: str) -> ProgressEvent | None: ...
 
+    async def prune(self, logs_ended_before: float, jobs_ended_before: float) -> tuple[int, int]:
+        """Retention (unix times): the logs of jobs ended before the first are cut to their
+        final event; jobs ended before the second go, with their logs and results.
+        Returns (logs cut, jobs deleted)."""
+        ...
+
     async def save_result(self, outcome: JobOutcome) -> None: ...
 
     async def landed(self, job_id: str) -> None:

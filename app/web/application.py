@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -34,6 +35,8 @@ from saga.runner import JobRunner
 
 log = logging.getLogger(__name__)
 DB_FILE = "timetabler.sqlite3"
+RETENTION_EVERY = 300.0  # seconds between two retention passes (at most)
+RETENTION: web.AppKey[asyncio.Task[None]] = web.AppKey("retention")
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,23 @@ def _routes(app: web.Application) -> None:
     static.setup(app)
 
 
+async def _retention(app: web.Application) -> None:
+    """Cut ended jobs' logs and delete old jobs, now and then (every instance may: it is idempotent)."""
+    config = app[CONFIG]
+    while True:
+        now = time.time()
+        try:
+            cut, gone = await app[STORE].prune(now - config.event_retention, now - config.job_retention)
+            if cut or gone:
+                log.info("retention: %d event logs cut to their final event, %d jobs deleted", cut, gone)
+        except StoreUnavailable as err:
+            log.warning("retention: skipped, %s", err.reason)
+        await asyncio.sleep(min(RETENTION_EVERY, config.event_retention / 2))
+
+
 async def _start(app: web.Application) -> None:
     await app[STORE].connect()
+    app[RETENTION] = asyncio.get_running_loop().create_task(_retention(app), name="retention")
     if app[CONFIG].redis is None:
         await app[SERVICE].recover(app[CONFIG].max_attempts)  # with Redis, workers' janitors do
         return
@@ -158,6 +176,7 @@ async def _start(app: web.Application) -> None:
 
 
 async def _stop(app: web.Application) -> None:
+    app[RETENTION].cancel()
     await app[RUNNER].close()
     if app[CONFIG].redis is not None:
         await app[REDIS].close()
