@@ -10,7 +10,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from app.security.auth import ADMIN_TOKEN_FILE, Auth, TokenFileError, User, read_tokens_file
+from app.security.auth import ADMIN_TOKEN_FILE, Auth, DataDirSecrets, TokenFileError, User, read_tokens_file
 from app.security.ratelimit import FailureLimiter
 from app.security.sessions import SessionPolicy, Sessions, session_key
 from app.storage.sqlite_store import SqliteStore
@@ -45,23 +45,23 @@ def test_tokens_shorter_than_16_characters_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TokenFileError, match=r"line 2: the token of bob is 11 characters long; tokens must have at least 16"):
         read_tokens_file(path)
     with pytest.raises(ValueError, match=r"the admin token .* is 3 characters long"):
-        Auth.load(tmp_path, "adm", None)
-    assert Auth.load(tmp_path, "a" * 16, None)[0].user_for_token("a" * 16) == User("admin", admin=True)
+        Auth.load(DataDirSecrets(tmp_path), "adm", None)
+    assert Auth.load(DataDirSecrets(tmp_path), "a" * 16, None)[0].user_for_token("a" * 16) == User("admin", admin=True)
 
 
 def test_admin_token_generated_once_private(tmp_path: Path) -> None:
-    auth, generated = Auth.load(tmp_path, None, None)
+    auth, generated = Auth.load(DataDirSecrets(tmp_path), None, None)
     assert generated is not None and len(generated) >= 32
     file = tmp_path / ADMIN_TOKEN_FILE
     assert stat.S_IMODE(file.stat().st_mode) == 0o600
     assert auth.user_for_token(generated) == User("admin", admin=True)
-    again, shown = Auth.load(tmp_path, None, None)
+    again, shown = Auth.load(DataDirSecrets(tmp_path), None, None)
     assert shown is None  # only the first start prints the login URL
     assert again.user_for_token(generated) == User("admin", admin=True)
 
 
 def test_configured_admin_token_writes_no_file(tmp_path: Path) -> None:
-    auth, generated = Auth.load(tmp_path, "s3cret-admin-0123", None)
+    auth, generated = Auth.load(DataDirSecrets(tmp_path), "s3cret-admin-0123", None)
     assert generated is None and not (tmp_path / ADMIN_TOKEN_FILE).exists()
     assert auth.user_for_token("s3cret-admin-0123") == User("admin", admin=True)
     assert auth.user_for_token("s3cret-admin-012") is None
@@ -70,11 +70,11 @@ def test_configured_admin_token_writes_no_file(tmp_path: Path) -> None:
 
 
 def test_token_fingerprints_are_keyed_by_the_data_dirs_secret(tmp_path: Path) -> None:
-    auth, _ = Auth.load(tmp_path, TOK_A, None)
+    auth, _ = Auth.load(DataDirSecrets(tmp_path), TOK_A, None)
     fp = auth.fingerprint(TOK_A)
     assert TOK_A not in fp and auth.user_for_fingerprint(fp) == User("admin", admin=True)
-    assert Auth.load(tmp_path, TOK_A, None)[0].fingerprint(TOK_A) == fp  # the secret persists across restarts
-    assert Auth.load(tmp_path / "other", TOK_A, None)[0].fingerprint(TOK_A) != fp
+    assert Auth.load(DataDirSecrets(tmp_path), TOK_A, None)[0].fingerprint(TOK_A) == fp  # the secret persists across restarts
+    assert Auth.load(DataDirSecrets(tmp_path / "other"), TOK_A, None)[0].fingerprint(TOK_A) != fp
 
 
 def test_the_login_code_opens_one_session_and_expires(tmp_path: Path) -> None:

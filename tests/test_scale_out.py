@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.redis_support import RedisServer
-from tests.scale_out_support import AUTH, Cluster, events, free_port, submit
+from tests.scale_out_support import AUTH, TOKEN, Cluster, events, free_port, submit
 from tests.sse_support import WAIT
 
 
@@ -69,3 +69,14 @@ def test_a_worker_exports_its_metrics_and_health_and_says_when_redis_is_down(
     web_down = httpx.get(f"{web.url}/api/health", timeout=WAIT)
     assert web_down.status_code == 503 and "Redis" in web_down.json()["detail"]
     redis_server.start()
+
+
+def test_a_session_opened_on_one_instance_works_on_another(cluster: Cluster) -> None:
+    a, b = cluster.web(), cluster.web()
+    login = httpx.post(f"{a.url}/api/session", json={"token": TOKEN}, timeout=WAIT)
+    assert login.status_code == 200, login.text
+    cookies = login.cookies
+    mine = httpx.get(f"{b.url}/api/jobs", cookies=cookies, timeout=WAIT)
+    assert mine.status_code == 200, "B knows A's session: the secret and the sessions are shared"
+    httpx.delete(f"{b.url}/api/session", cookies=cookies, headers={"Origin": b.url}, timeout=WAIT)
+    assert httpx.get(f"{a.url}/api/jobs", cookies=cookies, timeout=WAIT).status_code == 401, "logged out everywhere"

@@ -13,6 +13,7 @@ from typing import Sequence
 from app import config as settings
 from app.commands.terminal import Outcome, ProgressBar, cost_table
 from app.security.auth import ADMIN_TOKEN_FILE, Auth
+from app.storage.redis_keys import secret_key
 from app.storage.datadir_lock import DataDirInUse, lock_data_dir
 from saga.events import FAILED
 from saga.jobs import Feasibility, JobSpec
@@ -51,6 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
         code = auth.issue_login_code(config.login_code_ttl)
         print(f"Open this once, within {_duration(config.login_code_ttl)}, to log in as admin:\n"
               f"    http://{host}:{config.port}/?code={code}", flush=True)
+    elif config.admin_token is None and config.redis:
+        print(f"Admin token: kept in Redis, read it with `redis-cli -u {config.redis} GET {secret_key(ADMIN_TOKEN_FILE)}`",
+              flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
     with data_lock:

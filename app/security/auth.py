@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -79,6 +79,23 @@ def read_tokens_file(path: Path) -> dict[str, User]:
     return tokens
 
 
+class Secrets(Protocol):
+    """Where the generated admin token and the session secret are kept: the data dir (one
+    instance) or Redis (every instance shares them, so a cookie from one works on another)."""
+
+    def keep(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+        """The value named `name`, made with `make()` and kept first if there is none; True when made now."""
+        ...
+
+
+@dataclass(frozen=True)
+class DataDirSecrets:
+    data_dir: Path
+
+    def keep(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+        return _private_file(self.data_dir / name, make)
+
+
 def _private_file(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     """The file's content, creating it (mode 0600) with `make()` first; True when created."""
     if path.exists():
@@ -113,25 +130,31 @@ class Auth:
         self.bearer_limit = FailureLimiter(failures, window, clock=clock)
 
     @classmethod
-    def load(cls, data_dir: Path, admin_token: str | None, tokens_file: Path | None,
+    def load(cls, kept: Secrets, admin_token: str | None, tokens_file: Path | None,
              **limits: Any) -> tuple[Auth, str | None]:
-        """The Auth of a data dir, and the admin token when it was generated just now (to show once).
+        """The Auth whose generated secrets are `kept`, and the admin token when it was generated
+        just now (to show once).
         Raises ValueError (TokenFileError for the file) for a token shorter than MIN_TOKEN_LENGTH."""
         tokens = read_tokens_file(tokens_file) if tokens_file else {}
         generated = None
         if admin_token is None and not any(u.admin for u in tokens.values()):
-            admin_token, created = _private_file(data_dir / ADMIN_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
+            admin_token, created = kept.keep(ADMIN_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
             generated = admin_token if created else None
         if admin_token is not None:
             if short := _too_short(admin_token):
                 raise ValueError(f"the admin token (--admin-token, TIMETABLER_ADMIN_TOKEN or {ADMIN_TOKEN_FILE}) {short}")
             tokens[admin_token] = User(ADMIN_USER, admin=True)
-        secret, _ = _private_file(data_dir / SECRET_FILE, lambda: secrets.token_hex(32))
+        secret, _ = kept.keep(SECRET_FILE, lambda: secrets.token_hex(32))
         return cls(tokens, bytes.fromhex(secret), **limits), generated
 
     @classmethod
     def from_config(cls, config: Config) -> tuple[Auth, str | None]:
-        return cls.load(config.data_dir, config.admin_token, config.tokens,
+        kept: Secrets = DataDirSecrets(config.data_dir)
+        if config.redis:
+            from app.storage.redis_secrets import RedisSecrets  # Redis loads only when asked for
+
+            kept = RedisSecrets(config.redis)
+        return cls.load(kept, config.admin_token, config.tokens,
                         failures=config.login_failures, window=config.login_window)
 
     def fingerprint(self, token: str) -> str:

@@ -59,3 +59,8 @@ def session_key(key: str) -> str:
 def cancel_key(job_id: str) -> str:
     """String, expiring: set once a cancel of the job is asked, for workers that missed the message."""
     return f"{PREFIX}job:{job_id}:cancel"
+
+
+def secret_key(name: str) -> str:
+    """String: a generated secret every instance shares (admin-token, session-secret)."""
+    return f"{PREFIX}secret:{name}"
