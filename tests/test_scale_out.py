@@ -68,7 +68,12 @@ def test_a_worker_exports_its_metrics_and_health_and_says_when_redis_is_down(
     assert down.status_code == 503 and "Redis" in down.json()["detail"]
     web_down = httpx.get(f"{web.url}/api/health", timeout=WAIT)
     assert web_down.status_code == 503 and "Redis" in web_down.json()["detail"]
+    snapshot = httpx.get(f"{web.url}/api/jobs/{job}", headers=AUTH, timeout=WAIT)
+    assert snapshot.status_code == 503 and set(snapshot.json()) == {"error", "detail"}
+    stream = httpx.get(f"{web.url}/api/jobs/{job}/events", headers=AUTH, timeout=WAIT)
+    assert stream.status_code == 200 and stream.text.startswith("retry: "), "the browser is asked to come back"
     redis_server.start()
+    assert events(web, job)[-1]["status"] == "completed", "and it finds everything when it does"
 
 
 def test_a_session_opened_on_one_instance_works_on_another(cluster: Cluster) -> None:

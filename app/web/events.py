@@ -74,9 +74,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     try:
         head: JobHead | None = await visible_head(request, job_id)
-    except (ApiError, StoreUnavailable):  # answered by the error middleware, in JSON
+    except ApiError:  # a job the caller may not see: answered by the error middleware, in JSON
         raise
-    except Exception:  # the store is down: ask the browser to come back, not to give up
+    except StoreUnavailable as err:  # Redis away: any status but 200 would make the browser give up
+        log.warning("event stream of job %s: %s", job_id, err.reason)
+        head = None
+    except Exception:  # the store is broken: ask the browser to come back, not to give up
         log.exception("event stream of job %s: store unavailable", job_id)
         head = None
     user = request.get(USER)
