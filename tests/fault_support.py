@@ -76,13 +76,15 @@ def solver_child(worker: Process, explain: Callable[[], str] = str) -> int:
 class Stream(threading.Thread):
     """Reads a job's event stream on a thread until `done`, reconnecting whenever the
     stream ends or breaks; `events` are the progress / snapshot events received, each with
-    the monotonic time it arrived (key `_at`)."""
+    the monotonic time it arrived (key `_at`). As a browser's EventSource, it gives up for
+    good on an answer other than 200 (`refused` is then its status, and `done` is set)."""
 
     def __init__(self, web: Process, job_id: str, last_event_id: int | None = None) -> None:
         super().__init__(daemon=True, name=f"stream-{job_id}")
         self.web, self.job_id, self.last = web, job_id, last_event_id
         self.events: list[dict[str, Any]] = []
         self.connects = 0
+        self.refused: int | None = None
         self.done = threading.Event()
         self._quit = threading.Event()
         self._lock = threading.Lock()
@@ -118,6 +120,8 @@ class Stream(threading.Thread):
         with httpx.stream("GET", f"{self.web.url}/api/jobs/{self.job_id}/events", headers=headers,
                           timeout=timeout) as answer:
             if answer.status_code != 200:
+                self.refused = answer.status_code
+                self.done.set()
                 return
             self.connects += 1
             name = None

@@ -17,7 +17,7 @@ from redis import Redis
 
 from app.storage import redis_keys as keys
 from tests.fault_support import Stream, alive, solver_child, still_running, wait_for
-from tests.redis_support import RedisServer
+from tests.redis_support import RedisServer, command
 from tests.scale_out_support import AUTH, Cluster, Process, events, submit
 from tests.sse_support import WAIT
 
@@ -40,6 +40,11 @@ def job(web: Process, job_id: str) -> dict[str, Any]:
 
 def sol(web: Process, job_id: str) -> httpx.Response:
     return httpx.get(f"{web.url}/api/jobs/{job_id}/timetable?format=sol", headers=AUTH, timeout=WAIT)
+
+
+def ended_job(web: Process, job_id: str) -> dict[str, Any] | None:
+    found = job(web, job_id)
+    return found if found["status"] in ("completed", "failed", "cancelled") else None
 
 
 def running(stream: Stream, attempt: int = 1, placed: bool = False) -> bool:
@@ -97,6 +102,7 @@ def test_a_redis_restart_mid_stream_loses_no_event_and_the_job_completes(
         wait_for("the job running", lambda: running(stream), explain=cluster.logs)
         before = len(stream.got())
         redis_server.stop(keep_data=True)
+        stopped = time.monotonic()
 
         def down() -> httpx.Response | None:
             answer = httpx.get(f"{web.url}/api/health", timeout=WAIT)
@@ -104,15 +110,27 @@ def test_a_redis_restart_mid_stream_loses_no_event_and_the_job_completes(
 
         health = wait_for("health saying 503", down, explain=cluster.logs)
         assert "Redis" in health.json()["detail"], health.text
-        wait_for("the worker meeting the outage", lambda: "unreachable" in worker.log.read_text(),
-                 explain=cluster.logs)
-        redis_server.start()
-        wait_for("the job's end", stream.done.is_set, timeout=WAIT * 2, explain=cluster.logs)
+        # The worker's writes meet the outage (and are kept), and it lasts a while: the
+        # stream's reader backs off, the claim's renewal fails.
+        wait_for("the worker's store meeting the outage",
+                 lambda: "store: Redis at" in worker.log.read_text(), explain=cluster.logs)
+        wait_for("a two-second outage", lambda: time.monotonic() - stopped > 2.0)
+        # A subscriber arriving while Redis is away is asked to come back (200 and `retry`),
+        # as a browser would be, not turned away for good.
+        with Stream(web, job_id) as late:
+            wait_for("the late subscriber's first try", lambda: late.connects or late.refused, explain=cluster.logs)
+            redis_server.start()
+            wait_for("the job's end", stream.done.is_set, timeout=WAIT * 2, explain=cluster.logs)
+            wait_for("the job's end, for the late subscriber", late.done.is_set, explain=cluster.logs)
     got = stream.seqs()
     assert len(got) > before and increasing(got), got
     assert stream.got()[-1]["status"] == "completed", cluster.logs()
     logged = [e["seq"] for e in events(web, job_id)]  # the whole log, as stored
+    # Redis restarted with what it had saved: what it took after the save and before it
+    # stopped is gone for everyone; nothing still in the log is missed.
     assert [s for s in got if s >= logged[0]] == logged, "no seq still in the log is missing"
+    assert late.refused is None and late.connects >= 2, (late.refused, late.connects)
+    assert late.seqs() == logged, "the late subscriber got the whole log once Redis was back"
     assert still_running(web, worker), cluster.logs()
     assert httpx.get(f"{web.url}/api/health", timeout=WAIT).status_code == 200
     timetable = sol(web, job_id)
@@ -186,3 +204,25 @@ def test_the_active_job_quota_is_counted_across_instances(cluster: Cluster) -> N
     answer = httpx.post(f"{b.url}/api/jobs", json={"sample": "small", "time_limit": 5}, headers=AUTH, timeout=WAIT)
     assert answer.status_code == 429, answer.text
     assert answer.json()["error"] == "too_many_jobs"
+
+
+def test_a_claim_lost_with_a_redis_restart_from_an_older_save_runs_the_job_again(
+        cluster: Cluster, redis_server: RedisServer) -> None:
+    """Redis comes back from a save made while the job was still queued: its claim is gone
+    though nobody took it over. The worker stops that run without ending the job (no
+    `cancelled` nobody asked for) and runs it again from the queue."""
+    web = cluster.web()
+    job_id = submit(web, time_limit=4)
+    assert command(redis_server.port, b"SAVE").startswith(b"+OK")  # the job queued, unclaimed
+    worker = cluster.worker("--lease", "2")
+    with Stream(web, job_id) as stream:
+        wait_for("the job running", lambda: running(stream), explain=cluster.logs)
+    redis_server.stop()  # no new save: it comes back from the one above
+    redis_server.start()
+    wait_for("the worker noticing its claim is gone", lambda: "claim lost" in worker.log.read_text(),
+             explain=cluster.logs)
+    ended = wait_for("the job's end", lambda: ended_job(web, job_id), timeout=WAIT * 2, explain=cluster.logs)
+    assert ended["status"] == "completed" and ended["result"] is not None, (ended, cluster.logs())
+    timetable = sol(web, job_id)
+    assert timetable.status_code == 200 and timetable.text.strip()
+    assert still_running(web, worker)

@@ -21,11 +21,18 @@ log = logging.getLogger(__name__)
 class StoreSink:
     """The saga runner's EventSink and ResultSink on a worker."""
 
-    def __init__(self, store: Store, stale: Callable[[str], None]) -> None:
+    def __init__(self, store: Store, stale: Callable[[str], None], lost: Callable[[str], bool] = lambda _: False) -> None:
         self._store = store
         self._stale = stale  # called with the job id when a newer attempt owns the job
+        # True for a job whose claim this worker lost. Its run's last writes (the cancelled
+        # result and terminal event of the stop) are dropped here, not left to the store's
+        # fence: a claim can be lost with no newer attempt to fence them out (Redis restarted
+        # from a save older than the claim), and they would then end the job cancelled.
+        self._lost = lost
 
     async def publish(self, event: ProgressEvent) -> None:
+        if self._lost(event.job_id):
+            return
         try:
             await self._store.append_event(event)
         except StaleWrite:
@@ -36,6 +43,8 @@ class StoreSink:
             pass  # kept and retried by the store
 
     async def save_result(self, outcome: JobOutcome) -> None:
+        if self._lost(outcome.job_id):
+            return
         try:
             await self._store.save_result(outcome)
         except StaleWrite:

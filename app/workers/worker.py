@@ -51,7 +51,7 @@ class WorkerStats:
 class Worker:
     def __init__(self, store: Store, queue: JobQueue, cancels: CancelSignals, settings: WorkerSettings) -> None:
         self._store, self._queue, self._cancels, self._settings = store, queue, cancels, settings
-        self._sink = StoreSink(store, self._on_stale)
+        self._sink = StoreSink(store, self._on_stale, lambda job_id: job_id in self._lost)
         self.runner = JobRunner(self._sink, self._sink, slots=settings.slots)
         self.stats = WorkerStats()
         self._free = asyncio.Semaphore(settings.slots)
@@ -191,7 +191,7 @@ class Worker:
             return
         self._lost.add(job_id)
         self.stats.lost += 1
-        log.warning("job %s: taken over by another worker; stopping this run", job_id)
+        log.warning("job %s: taken over by another worker (or its claim lost with Redis data); stopping this run", job_id)
         asyncio.get_running_loop().create_task(self.runner.cancel(job_id))
 
     async def _give_up(self, claim: Claim) -> None:
