@@ -19,10 +19,8 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.processes import Api, cpu_seconds, free_port, proc_status, stop
 
 TOKEN = "bench-fanout-token-0123456789"
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,54 +64,9 @@ def parse_scenarios(text: str) -> list[Scenario]:
     return scenarios
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Api:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-        answer = conn.getresponse()
-        data = answer.read()
-        conn.close()
-        return answer.status, json.loads(data) if data else None
-
-    def wait_healthy(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"the server exited with {process.returncode}")
-            try:
-                if self.call("GET", "/api/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)  # polling a starting process: nothing to wait on but its port
-        raise SystemExit("the server did not answer /api/health in time")
-
-    def events(self, job_id: str) -> list[dict[str, Any]]:
-        """Every event of the job's stream, read until `done`."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        conn.request("GET", f"/api/jobs/{job_id}/events", headers={"Authorization": f"Bearer {TOKEN}"})
-        answer = conn.getresponse()
-        events, name = [], None
-        for raw in answer:  # http.client undoes the chunking
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: ") and name == "progress":
-                events.append(json.loads(line[6:]))
-            elif line.startswith("data: ") and name == "done":
-                break
-        conn.close()
-        return events
+def events(api: Api, job_id: str) -> list[dict[str, Any]]:
+    """Every progress event of the job's stream, read until `done`."""
+    return [data for name, data in api.stream(job_id) if name == "progress"]
 
 
 def start(command: list[str], data_dir: Path, core: int | None) -> subprocess.Popen[bytes]:
@@ -125,15 +80,6 @@ def start(command: list[str], data_dir: Path, core: int | None) -> subprocess.Po
     return process
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def record(seconds: float, workdir: Path) -> list[dict[str, Any]]:
     """A real job's events: the small sample solved for `seconds` by `timetabler serve`."""
     port = free_port()
@@ -141,27 +87,14 @@ def record(seconds: float, workdir: Path) -> list[dict[str, Any]]:
     data_dir.mkdir()
     server = start([sys.executable, "-m", "app.commands.cli", "serve", "--port", str(port), "--slots", "1"], data_dir, None)
     try:
-        api = Api(port)
+        api = Api(port, TOKEN)
         api.wait_healthy(server)
         status, answer = api.call("POST", "/api/jobs", {"sample": "small", "time_limit": seconds})
         if status != 202:
             raise SystemExit(f"recording: POST /api/jobs answered {status}: {answer}")
-        return api.events(answer["id"])
+        return events(api, answer["id"])
     finally:
         stop(server)
-
-
-def proc_status(pid: int, field: str) -> int:
-    """A /proc/PID/status figure in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(scenario: Scenario, recording: Path, live_events: int, workdir: Path) -> dict[str, Any]:
@@ -174,7 +107,7 @@ def measure(scenario: Scenario, recording: Path, live_events: int, workdir: Path
                     "--max-streams-per-user", "0", "--max-active-jobs", str(scenario.jobs + 10),
                     "--login-failures", "0"], data_dir, SERVER_CORE)
     try:
-        api = Api(port)
+        api = Api(port, TOKEN)
         api.wait_healthy(server)
         jobs = []
         for _ in range(scenario.jobs):
