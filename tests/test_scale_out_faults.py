@@ -117,11 +117,15 @@ def test_a_redis_restart_mid_stream_loses_no_event_and_the_job_completes(
         wait_for("a two-second outage", lambda: time.monotonic() - stopped > 2.0)
         # A subscriber arriving while Redis is away is asked to come back (200 and `retry`),
         # as a browser would be, not turned away for good.
-        with Stream(web, job_id) as late:
-            wait_for("the late subscriber's first try", lambda: late.connects or late.refused, explain=cluster.logs)
+        # So is one coming back with Last-Event-ID (a browser whose connection broke meanwhile).
+        seen = stream.seqs()[-1]
+        with Stream(web, job_id) as late, Stream(web, job_id, last_event_id=seen) as resumed:
+            for subscriber in (late, resumed):
+                wait_for("a subscriber's first try", lambda: subscriber.connects or subscriber.refused,
+                         explain=cluster.logs)
             redis_server.start()
-            wait_for("the job's end", stream.done.is_set, timeout=WAIT * 2, explain=cluster.logs)
-            wait_for("the job's end, for the late subscriber", late.done.is_set, explain=cluster.logs)
+            for subscriber in (stream, late, resumed):
+                wait_for("the job's end", subscriber.done.is_set, timeout=WAIT * 2, explain=cluster.logs)
     got = stream.seqs()
     assert len(got) > before and increasing(got), got
     assert stream.got()[-1]["status"] == "completed", cluster.logs()
@@ -131,6 +135,7 @@ def test_a_redis_restart_mid_stream_loses_no_event_and_the_job_completes(
     assert [s for s in got if s >= logged[0]] == logged, "no seq still in the log is missing"
     assert late.refused is None and late.connects >= 2, (late.refused, late.connects)
     assert late.seqs() == logged, "the late subscriber got the whole log once Redis was back"
+    assert resumed.refused is None and resumed.seqs() == [s for s in logged if s > seen], "exactly the rest"
     assert still_running(web, worker), cluster.logs()
     assert httpx.get(f"{web.url}/api/health", timeout=WAIT).status_code == 200
     timetable = sol(web, job_id)
