@@ -24,6 +24,7 @@ def cluster(redis_server: RedisServer, tmp_path: Path) -> Iterator[Cluster]:
 def test_subscribers_on_two_instances_see_one_sequence_and_resume_across_them(cluster: Cluster) -> None:
     a, b = cluster.web(), cluster.web()
     cluster.worker()
+    cluster.worker()
     job = submit(a, time_limit=3)
     on_a, on_b = events(a, job), events(b, job)
     seqs = [e["seq"] for e in on_a]

@@ -152,6 +152,10 @@ async def test_a_replaced_attempt_can_neither_log_nor_save(redis_store: RedisSto
     assert [e.seq for e in await redis_store.events_after("a", 0)] == [1, 2]
     await redis_store.save_result(outcome("a", attempt=2))
     assert (await redis_store.get_result("a")).attempt == 2
+    await redis_store.append_event(event("a", 3, COMPLETED, attempt=2))
+    with pytest.raises(StaleWrite, match="ended"):
+        await redis_store.append_event(event("a", 4, attempt=2))  # nothing reopens an ended job
+    assert (await redis_store.get_job("a")).status == COMPLETED
 
 
 async def test_an_outage_keeps_the_writes_and_lands_them_when_redis_is_back(

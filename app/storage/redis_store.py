@@ -49,13 +49,17 @@ SESSION_TTL = 7 * 24 * 3600.0
 
 # KEYS: job hash, event stream, unfinished jobs, ended jobs, untrimmed logs. ARGV: seq, attempt,
 # status, data, keep, terminal (1/0), now (a terminal event enters the retention sets at that time).
-# A reason (string) when refused, nil when stored. A job without a hash (not created, or lost
+# A reason (string) when refused, nil when stored. Nothing follows a job's terminal event
+# (a late position update or a stopped run's write must not reopen an ended job). A job without a hash (not created, or lost
 # with a Redis that kept no data) still gets its log, as SQLite's UPDATE of no row does.
 APPEND_EVENT = """
 local seq, attempt = tonumber(ARGV[1]), tonumber(ARGV[2])
-local job = redis.call('HMGET', KEYS[1], 'attempt', 'last_seq', 'created_at', 'id')
+local job = redis.call('HMGET', KEYS[1], 'attempt', 'last_seq', 'created_at', 'id', 'status')
 if job[1] and attempt < tonumber(job[1]) then
   return "attempt " .. ARGV[2] .. " is older than the job's attempt " .. job[1]
+end
+if job[5] == 'completed' or job[5] == 'failed' or job[5] == 'cancelled' then
+  return "the job has ended (" .. job[5] .. "): its end is final"
 end
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
 local last = math.max(tonumber(job[2] or 0), top and tonumber(string.match(top[1], '^%d+')) or 0)
