@@ -10,6 +10,8 @@ import asyncio
 from app.job_ends import end_unrun
 from app.service import JobService
 from app.storage.queue import CancelSignals, JobQueue
+from app.storage.redis_store import RedisStore
+from app.workers.positions import tell_positions
 from app.workers.worker import Worker
 from saga.events import CANCELLED, TERMINAL
 from saga.jobs import CancelResult, JobSpec
@@ -18,8 +20,9 @@ from saga.weights import DEFAULT_WEIGHTS
 
 
 class QueueRunner:
-    def __init__(self, service: JobService, queue: JobQueue, cancels: CancelSignals, worker: Worker | None = None) -> None:
-        self._service, self._queue, self._cancels, self._worker = service, queue, cancels, worker
+    def __init__(self, service: JobService, store: RedisStore, queue: JobQueue, cancels: CancelSignals,
+                 worker: Worker | None = None) -> None:
+        self._service, self._store, self._queue, self._cancels, self._worker = service, store, queue, cancels, worker
         self._stop = asyncio.Event()
         self._working: asyncio.Task[None] | None = None
 
@@ -42,11 +45,12 @@ class QueueRunner:
         await self._queue.enqueue(spec.job_id)
 
     async def cancel(self, job_id: str) -> CancelResult:
-        store = self._service.store
+        store = self._store
         if await self._queue.remove(job_id):
             job = await store.get_job(job_id)
             if job is not None:
                 await end_unrun(store, self._service.publish, job, CANCELLED, "Cancelled before it ran", job.attempt)
+            await tell_positions(self._store, self._queue)  # the jobs behind it moved up
             return CancelResult.REMOVED
         head = await store.job_head(job_id)
         if head is None or head.status in TERMINAL:

@@ -45,6 +45,11 @@ def shortfall(feasibility: Feasibility) -> str:
     return ", ".join(parts)
 
 
+def waiting_message(position: int | None) -> str:
+    """A queued job's words: its place in line (1 = next)."""
+    return f"Waiting for a free solver (number {position} in line)"
+
+
 class JobReporter:
     def __init__(
         self,
@@ -170,7 +175,7 @@ class JobReporter:
     def _words(self) -> str:
         t = self.tracker
         if t.status == QUEUED:
-            return f"Waiting for a free solver (number {self._queue_position} in line)"
+            return waiting_message(self._queue_position)
         if t.status == CANCELLED and t.stage is None:
             return "Cancelled before it started"
         if t.status != RUNNING:

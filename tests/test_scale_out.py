@@ -86,3 +86,20 @@ def test_a_session_opened_on_one_instance_works_on_another(cluster: Cluster) -> 
     assert mine.status_code == 200, "B knows A's session: the secret and the sessions are shared"
     httpx.delete(f"{b.url}/api/session", cookies=cookies, headers={"Origin": b.url}, timeout=WAIT)
     assert httpx.get(f"{a.url}/api/jobs", cookies=cookies, timeout=WAIT).status_code == 401, "logged out everywhere"
+
+
+def test_jobs_waiting_in_line_are_told_their_place_as_it_moves_up(cluster: Cluster) -> None:
+    web = cluster.web("--max-active-jobs", "5")
+    cluster.worker()
+    first = submit(web, time_limit=60)
+    events(web, first, until_seq=2)  # running: the worker's only slot is taken
+    second, third, fourth = submit(web, time_limit=1), submit(web, time_limit=1), submit(web, time_limit=1)
+    assert httpx.delete(f"{web.url}/api/jobs/{second}", headers=AUTH, timeout=WAIT).json()["status"] == "cancelled"
+    told = events(web, third, until_seq=2)
+    assert [e["queue_position"] for e in told] == [2, 1], "told its place at once, then as a cancel moved the line"
+    assert told[-1]["message"] == "Waiting for a free solver (number 1 in line)"
+    assert [e["queue_position"] for e in events(web, fourth, until_seq=2)] == [3, 2]
+    httpx.delete(f"{web.url}/api/jobs/{first}", headers=AUTH, timeout=WAIT)
+    rest = events(web, third, last_event_id=2)
+    assert rest[0]["status"] == "running" and rest[-1]["status"] == "completed", cluster.logs()
+    assert [e["queue_position"] for e in events(web, fourth, until_seq=3)] == [3, 2, 1], "a claim moved it up too"

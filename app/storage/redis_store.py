@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 SESSION_TTL = 7 * 24 * 3600.0
 
 # KEYS: job hash, event stream, unfinished jobs, ended jobs, untrimmed logs. ARGV: seq, attempt,
-# status, data, keep, terminal (1/0), now (a terminal event enters the retention sets at that time).
+# status, data, keep, terminal (1/0), now (a terminal event enters the retention sets at that time);
+# for a place-in-line update also KEYS queue entries, queue and ARGV the queue's group, job id.
 # A reason (string) when refused, nil when stored. Nothing follows a job's terminal event
 # (a late position update or a stopped run's write must not reopen an ended job). A job without a hash (not created, or lost
 # with a Redis that kept no data) still gets its log, as SQLite's UPDATE of no row does.
@@ -65,6 +66,18 @@ local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
 local last = math.max(tonumber(job[2] or 0), top and tonumber(string.match(top[1], '^%d+')) or 0)
 if seq <= last then
   return "seq " .. ARGV[1] .. " is not after the log's last seq " .. last
+end
+if ARGV[8] then  -- a place-in-line update: only while the job waits unclaimed, and next in its log
+  local entry = redis.call('HGET', KEYS[6], ARGV[9])
+  if not entry or #redis.call('XRANGE', KEYS[7], entry, entry) == 0 then
+    return "the job no longer waits in the queue"
+  end
+  if #redis.call('XPENDING', KEYS[7], ARGV[8], entry, entry, 1) > 0 then
+    return "a worker has claimed the job"
+  end
+  if seq ~= last + 1 then
+    return "another event came first"
+  end
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], ARGV[1] .. '-0', 'seq', ARGV[1], 'status', ARGV[3], 'data', ARGV[4])
 if job[4] then
@@ -269,15 +282,26 @@ class RedisStore:
         """Raises StaleWrite when the outcome's attempt is older than the job's."""
         await self._kept.write(outcome)
 
+    async def append_while_waiting(self, event: ProgressEvent) -> None:
+        """Append a queued job's place-in-line update, only while it waits unclaimed in the queue
+        and no other event came first (else StaleWrite: the update has lost its point). Never kept."""
+        async with self._reaching():
+            refused = await self._append_event(event, keys.QUEUE_ENTRIES, keys.QUEUE, keys.QUEUE_GROUP, event.job_id)
+        if refused is not None:
+            raise StaleWrite(f"job {event.job_id}: {refused}")
+
+    async def _append_event(self, event: ProgressEvent, *waiting: str) -> str | None:
+        return await self._append(
+            keys=[keys.job_key(event.job_id), keys.events_key(event.job_id), keys.JOBS_UNFINISHED,
+                  keys.JOBS_ENDED, keys.LOGS_UNTRIMMED, *waiting[:2]],
+            args=[event.seq, event.attempt, event.status, event.to_json(), self._keep, int(event.terminal),
+                  repr(time.time()), *waiting[2:]],
+        )
+
     async def _write_kept(self, write: Write) -> None:
         async with self._reaching():
             if isinstance(write, ProgressEvent):
-                refused = await self._append(
-                    keys=[keys.job_key(write.job_id), keys.events_key(write.job_id), keys.JOBS_UNFINISHED,
-                          keys.JOBS_ENDED, keys.LOGS_UNTRIMMED],
-                    args=[write.seq, write.attempt, write.status, write.to_json(), self._keep, int(write.terminal),
-                          repr(time.time())],
-                )
+                refused = await self._append_event(write)
             else:
                 pairs = [part for item in _result_fields(write).items() for part in item]
                 refused = await self._save(keys=[keys.job_key(write.job_id), keys.result_key(write.job_id)],

@@ -135,7 +135,7 @@ def _shared(app: web.Application, config: Config, connections: ConnectionStats, 
     if config.slots:
         settings = WorkerSettings(f"{socket.gethostname()}:{os.getpid()}", config.slots, config.lease, config.max_attempts)
         worker = Worker(store, queue, cancels, settings)
-    service.runner = runner = QueueRunner(service, queue, cancels, worker)
+    service.runner = runner = QueueRunner(service, store, queue, cancels, worker)
     app[STORE], app[HUB], app[METRICS], app[SERVICE], app[RUNNER] = store, hub, metrics, service, runner
     app[REDIS] = Shared(follower, queue, cancels)
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from typing import Any, Coroutine
 from dataclasses import dataclass
 
 from app.job_ends import end_unrun, job_event
 from app.storage.queue import CancelSignals, Claim, JobQueue
-from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUnavailable
+from app.storage.redis_store import RedisStore
+from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, StoreUnavailable
+from app.workers.positions import tell_positions
 from app.workers.sink import StoreSink
 from saga.events import CANCELLED, FAILED, QUEUED, TERMINAL
 from saga.jobs import JobSpec
@@ -49,7 +52,7 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, store: Store, queue: JobQueue, cancels: CancelSignals, settings: WorkerSettings) -> None:
+    def __init__(self, store: RedisStore, queue: JobQueue, cancels: CancelSignals, settings: WorkerSettings) -> None:
         self._store, self._queue, self._cancels, self._settings = store, queue, cancels, settings
         self._sink = StoreSink(store, self._on_stale, lambda job_id: job_id in self._lost)
         self.runner = JobRunner(self._sink, self._sink, slots=settings.slots)
@@ -58,6 +61,7 @@ class Worker:
         self._running: dict[str, Claim] = {}
         self._lost: set[str] = set()
         self._runs: set[asyncio.Task[None]] = set()
+        self._chores: set[asyncio.Task[None]] = set()
         cancels.on_resubscribed = self._recheck_cancels
 
     @property
@@ -72,9 +76,9 @@ class Worker:
         try:
             await stop.wait()
         finally:
-            for task in [*loops, *self._runs]:
+            for task in [*loops, *self._runs, *self._chores]:
                 task.cancel()
-            await asyncio.gather(*loops, *self._runs, return_exceptions=True)
+            await asyncio.gather(*loops, *self._runs, *self._chores, return_exceptions=True)
             await self.runner.close()
 
     async def _claims(self) -> None:
@@ -93,6 +97,7 @@ class Worker:
                 continue
             self.stats.claimed += 1
             self._start(claim)
+            self._background(tell_positions(self._store, self._queue))  # the jobs behind moved up
 
     async def _janitor(self) -> None:
         """Every lease/3: take over the claims of stopped workers, while a slot is free (the
@@ -126,6 +131,15 @@ class Worker:
         for job_id in list(self._running):
             if await self._cancels.requested(job_id):
                 await self.runner.cancel(job_id)
+
+    async def _stop_run(self, job_id: str) -> None:
+        await self.runner.cancel(job_id)
+
+    def _background(self, chore: Coroutine[Any, Any, None]) -> None:
+        """Run `chore` beside the worker's loops (kept, so it is not collected, and stopped with them)."""
+        task = asyncio.get_running_loop().create_task(chore)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
 
     def _start(self, claim: Claim, holds_slot: bool = True) -> None:
         task = asyncio.get_running_loop().create_task(self._run(claim), name=f"run:{claim.job_id}")
@@ -192,7 +206,7 @@ class Worker:
         self._lost.add(job_id)
         self.stats.lost += 1
         log.warning("job %s: taken over by another worker (or its claim lost with Redis data); stopping this run", job_id)
-        asyncio.get_running_loop().create_task(self.runner.cancel(job_id))
+        self._background(self._stop_run(job_id))
 
     async def _give_up(self, claim: Claim) -> None:
         job = await self._store.get_job(claim.job_id)
