@@ -1,8 +1,13 @@
-"""Solution quality on ITC-2007 instances: the pipeline against plain monolithic CP-SAT.
+"""Solution quality on ITC-2007 instances: the pipeline, over several seeds, against plain monolithic CP-SAT.
 
-Every result is re-checked with the project's evaluator. Prints a Markdown table.
+Every result is re-checked with the project's evaluator. Prints Markdown tables: one row
+per run, then per instance the mean, min and max over the seeds (and the same for the
+total over instances, taken per seed), with the refinement's moves proposed and accepted
+per second (proposed: operator calls, including those dropped as infeasible before their
+cost change is computed; see solver.refine.MoveStats). Plain CP-SAT runs once per instance, with seed 0: its figures do not move
+with the pipeline's seeds (`--no-mono` leaves it out).
 
-    ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2
+    ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from pathlib import Path
 
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
+from solver.model import Instance
 from solver.monolithic import solve_monolithic
 from solver.pipeline import SolveOptions, solve
 from solver.progress import CPSAT, GA, REFINEMENT
+
+MONO_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -34,26 +42,40 @@ class Run:
     after_ga: str
     after_refinement: str
     seconds: float
-    mono_hard: int
-    mono_soft: int
-    mono_seconds: float
+    proposed_per_second: float | None  # the refinement's moves; None when it did not run
+    accepted_per_second: float | None
+
+
+@dataclass(frozen=True)
+class Mono:
+    instance: str
+    hard: int
+    soft: int
+    seconds: float
 
 
 def _fmt(cost: Cost | None) -> str:
     return "–" if cost is None else (f"{cost.soft}" if cost.hard == 0 else f"{cost.soft} (hard {cost.hard})")
 
 
-def run_one(path: str, time_limit: float, workers: int, seed: int) -> Run:
-    instance = parse_ctt(Path(path).read_text(), source=path)
+def _rate(per_second: float | None) -> str:
+    if per_second is None:
+        return "–"
+    return f"{per_second / 1000:.1f}k" if per_second >= 1000 else f"{per_second:.0f}"
+
+
+def _load(path: str) -> Instance:
+    return parse_ctt(Path(path).read_text(), source=path)
+
+
+def run_pipeline(path: str, time_limit: float, workers: int, seed: int) -> Run:
+    instance = _load(path)
     started = time.monotonic()
     result = solve(instance, SolveOptions(time_limit=time_limit, seed=seed, workers=workers))
     seconds = time.monotonic() - started
     cost = evaluate(result.timetable)  # re-check: never trust the solver's own figure
     assert cost == result.cost, f"{path}: pipeline reported {result.cost}, evaluator says {cost}"
-
-    started = time.monotonic()
-    mono = evaluate(solve_monolithic(instance, time_limit=time_limit, workers=workers, seed=seed, should_stop=lambda: False))
-    mono_seconds = time.monotonic() - started
+    moves = result.moves
     return Run(
         Path(path).stem,
         seed,
@@ -63,10 +85,32 @@ def run_one(path: str, time_limit: float, workers: int, seed: int) -> Run:
         _fmt(result.stage_costs.get(GA)),
         _fmt(result.stage_costs.get(REFINEMENT)),
         seconds,
-        mono.hard,
-        mono.soft,
-        mono_seconds,
+        moves.proposed_per_second if moves and moves.seconds > 0 else None,
+        moves.accepted_per_second if moves and moves.seconds > 0 else None,
     )
+
+
+def run_mono(path: str, time_limit: float, workers: int) -> Mono:
+    instance = _load(path)
+    started = time.monotonic()
+    cost = evaluate(solve_monolithic(instance, time_limit=time_limit, workers=workers, seed=MONO_SEED,
+                                     should_stop=lambda: False))
+    return Mono(Path(path).stem, cost.hard, cost.soft, time.monotonic() - started)
+
+
+def parse_seeds(words: list[str]) -> list[int]:
+    """`0-4`, `0,2,5`, `0 1 2` or any mix: the seeds in order, each once."""
+    seeds: list[int] = []
+    for word in words:
+        for part in filter(None, word.split(",")):
+            low, _, high = part.partition("-")
+            span = range(int(low), int(high) + 1) if high else [int(low)]
+            if not span:
+                raise argparse.ArgumentTypeError(f"empty seed range {part!r}")
+            seeds.extend(s for s in span if s not in seeds)
+    if not seeds:
+        raise argparse.ArgumentTypeError("no seeds")
+    return seeds
 
 
 def best_known(tsv: Path) -> dict[str, tuple[int, float]]:
@@ -74,41 +118,84 @@ def best_known(tsv: Path) -> dict[str, tuple[int, float]]:
         return {row["instance"]: (int(row["best_known"]), float(row["itc_winner_avg"])) for row in csv.DictReader(f, delimiter="\t")}
 
 
-def table(runs: list[Run], known: dict[str, tuple[int, float]]) -> str:
+def _mono_cells(mono: Mono | None) -> tuple[str, str]:
+    if mono is None:
+        return "–", "–"
+    return (f"{mono.soft}" if mono.hard == 0 else f"{mono.soft} (hard {mono.hard})"), f"{mono.seconds:.0f}"
+
+
+def _ratio(soft: float, mono: Mono | None) -> str:
+    # An infeasible baseline has no comparable soft cost.
+    return f"{soft / mono.soft:.2f}" if mono is not None and mono.soft and mono.hard == 0 else "–"
+
+
+def _gap(soft: float, bk: int | None) -> str:
+    return f"{100 * (soft - bk) / bk:.1f}" if bk else "–"
+
+
+def runs_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, float]]) -> str:
     lines = [
-        "| instance | seed | hard | soft | best known | gap % | after CP-SAT | after GA | after refinement | s | monolithic CP-SAT | mono s | soft ratio pipeline/mono |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| instance | seed | hard | soft | best known | gap % | after CP-SAT | after GA | after refinement | s "
+        "| moves/s proposed | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio pipeline/mono |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         bk = known.get(r.instance, (None, None))[0]
-        gap = f"{100 * (r.soft - bk) / bk:.1f}" if bk else "–"
-        mono = f"{r.mono_soft}" if r.mono_hard == 0 else f"{r.mono_soft} (hard {r.mono_hard})"
-        # An infeasible baseline has no comparable soft cost.
-        ratio = f"{r.soft / r.mono_soft:.2f}" if r.mono_soft and r.mono_hard == 0 else "–"
+        mono = monos.get(r.instance)
+        mono_cell, mono_s = _mono_cells(mono)
         lines.append(
-            f"| {r.instance} | {r.seed} | {r.hard} | {r.soft} | {bk if bk is not None else '–'} | {gap} | {r.after_cpsat} | "
-            f"{r.after_ga} | {r.after_refinement} | {r.seconds:.0f} | {mono} | {r.mono_seconds:.0f} | {ratio} |"
+            f"| {r.instance} | {r.seed} | {r.hard} | {r.soft} | {bk if bk is not None else '–'} | {_gap(r.soft, bk)} "
+            f"| {r.after_cpsat} | {r.after_ga} | {r.after_refinement} | {r.seconds:.0f} "
+            f"| {_rate(r.proposed_per_second)} | {_rate(r.accepted_per_second)} | {mono_cell} | {mono_s} | {_ratio(r.soft, mono)} |"
         )
-    lines.append(_totals(runs, known))
     return "\n".join(lines)
 
 
-def _totals(runs: list[Run], known: dict[str, tuple[int, float]]) -> str:
-    """Per instance the mean over seeds, then summed over instances."""
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.mean(present) if present else None
+
+
+def summary_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, float]]) -> str:
+    """Per instance the mean, min and max soft cost over its seeds; the total row sums
+    the instances per seed (seeds every instance ran), then takes mean, min and max."""
+    lines = [
+        "| instance | seeds | max hard | mean soft | min | max | best known | ITC winner avg | gap % (mean) "
+        "| moves/s proposed | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio mean/mono |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     names = sorted({r.instance for r in runs})
-    soft = sum(statistics.mean(r.soft for r in runs if r.instance == n) for n in names)
-    mono = sum(statistics.mean(r.mono_soft for r in runs if r.instance == n) for n in names)
-    hard = sum(statistics.mean(r.hard for r in runs if r.instance == n) for n in names)
-    mono_hard = sum(statistics.mean(r.mono_hard for r in runs if r.instance == n) for n in names)
-    bk = sum(known[n][0] for n in names if n in known)
-    winner = sum(known[n][1] for n in names if n in known)
-    mono_cell = f"{mono:.0f}" if mono_hard == 0 else f"{mono:.0f} (hard {mono_hard:.0f})"
-    ratio = f"{soft / mono:.2f}" if mono and mono_hard == 0 else "–"
-    if not bk:
-        return f"| **total** | | {hard:.0f} | **{soft:.0f}** | | | | | | | {mono_cell} | | {ratio} |"
+    for n in names:
+        mine = [r for r in runs if r.instance == n]
+        soft = [r.soft for r in mine]
+        bk, winner = known.get(n, (None, None))
+        mono_cell, mono_s = _mono_cells(monos.get(n))
+        lines.append(
+            f"| {n} | {len(mine)} | {max(r.hard for r in mine)} | {statistics.mean(soft):.1f} | {min(soft)} | {max(soft)} "
+            f"| {bk if bk is not None else '–'} | {winner if winner is not None else '–'} | {_gap(statistics.mean(soft), bk)} "
+            f"| {_rate(_mean([r.proposed_per_second for r in mine]))} | {_rate(_mean([r.accepted_per_second for r in mine]))} "
+            f"| {mono_cell} | {mono_s} | {_ratio(statistics.mean(soft), monos.get(n))} |"
+        )
+    lines.append(_total(runs, monos, known, names))
+    return "\n".join(lines)
+
+
+def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, float]], names: list[str]) -> str:
+    seeds = sorted(set.intersection(*({r.seed for r in runs if r.instance == n} for n in names)))
+    totals = [sum(r.soft for r in runs if r.seed == s) for s in seeds]
+    hard = max(r.hard for r in runs)
+    bk = sum(known[n][0] for n in names if n in known) if all(n in known for n in names) else None
+    winner = sum(known[n][1] for n in names if n in known) if bk else None
+    mono_all = [monos[n] for n in names if n in monos]
+    mono = Mono("total", sum(m.hard for m in mono_all), sum(m.soft for m in mono_all), 0.0) if len(mono_all) == len(names) else None
+    mono_cell, _ = _mono_cells(mono)
+    if not totals:
+        return f"| **total** | 0 | {hard} | – | – | – | | | | | | {mono_cell} | | – |"
+    mean = statistics.mean(totals)
     return (
-        f"| **total** | | {hard:.0f} | **{soft:.0f}** | {bk} (ITC winner avg {winner:.1f}) | {100 * (soft - bk) / bk:.1f} | "
-        f"| | | | {mono_cell} | | {ratio} |"
+        f"| **total** | {len(seeds)} | {hard} | **{mean:.1f}** | {min(totals)} | {max(totals)} "
+        f"| {bk if bk is not None else '–'} | {f'{winner:.1f}' if winner is not None else '–'} | {_gap(mean, bk)} "
+        f"| | | {mono_cell} | | {_ratio(mean, mono)} |"
     )
 
 
@@ -117,20 +204,29 @@ def main() -> None:
     parser.add_argument("instances", nargs="+", help=".ctt files")
     parser.add_argument("--time", type=float, default=120.0, help="seconds per instance and method (default 120)")
     parser.add_argument("--workers", type=int, default=1, help="CP-SAT workers per solve (default 1)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (default 0)")
-    parser.add_argument("--jobs", type=int, default=1, help="instances solved at once (jobs × workers ≤ cores)")
+    parser.add_argument("--seeds", nargs="+", default=["0"], help="pipeline seeds: 0-4, 0,2,5 or 0 1 2 (default 0)")
+    parser.add_argument("--no-mono", action="store_true", help="leave out plain CP-SAT (its figures do not move)")
+    parser.add_argument("--jobs", type=int, default=1, help="solves at once (jobs × workers ≤ cores)")
     parser.add_argument(
         "--best-known",
         type=Path,
         default=Path(__file__).resolve().parents[2] / "shared" / "ctt" / "best_known.tsv",
     )
     args = parser.parse_args()
+    try:
+        seeds = parse_seeds(args.seeds)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        parser.error(f"--seeds: {e}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
-    tasks = [(p, args.time, args.workers, s) for p in args.instances for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        runs = list(pool.map(run_one, *zip(*tasks)))
+        pending = [pool.submit(run_pipeline, p, args.time, args.workers, s) for p in args.instances for s in seeds]
+        mono_pending = [] if args.no_mono else [pool.submit(run_mono, p, args.time, args.workers) for p in args.instances]
+        runs = [f.result() for f in pending]
+        monos = {m.instance: m for m in (f.result() for f in mono_pending)}
     print(f"Measured {date.today()}: `{' '.join(['./dev bench quality', *sys.argv[1:]])}`\n")
-    print(table(runs, known))
+    print(runs_table(runs, monos, known))
+    print()
+    print(summary_table(runs, monos, known))
 
 
 if __name__ == "__main__":

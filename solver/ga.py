@@ -93,7 +93,8 @@ def evolve(
     hof.update(population)
     generation, total = 0, 1
     on_generation(0, total, _cost(base_state, hof[0]), None)
-    while time.monotonic() < deadline and not should_stop():
+    # A best of cost 0 (the population is hard-feasible) cannot improve: stop there.
+    while hof[0].fitness.values[0] > 0 and time.monotonic() < deadline and not should_stop():
         before = hof[0].fitness.values[0]
         population = _next_generation(base_state, population, hof, rng, deadline, should_stop)
         generation += 1

@@ -6,6 +6,12 @@ ejection places every lecture (seconds even for thousands), then CP-SAT re-optim
 one small cluster of courses at a time around it. Each stage gets a share of the job's
 time budget and hands its timetable to the next; the best timetable seen so far is
 what a stop request returns.
+
+A timetable of cost 0 (no hard and no soft violation) cannot be improved: once the best
+reaches it, the stage at work winds down at its next stop check and the stages after it
+are reported done at once, so a job with optimum 0 ends as soon as it finds one. (The
+CP-SAT stage only solves clusters with the rest of the timetable fixed, and with a subset
+of the rooms: their bounds prove nothing about the whole, so cost 0 is the only proof.)
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from solver.progress import (
     GA,
     LOADING,
     REFINEMENT,
+    STAGES,
     Progress,
     ProgressCallback,
     StopCheck,
@@ -54,6 +61,7 @@ class SolveResult:
     stage_costs: dict[str, Cost] = field(default_factory=dict)
     cancelled: bool = False
     seconds: float = 0.0
+    moves: refine.MoveStats | None = None  # the refinement's moves, when it ran
 
 
 class _Best:
@@ -64,6 +72,11 @@ class _Best:
         self.cost = evaluate(self.timetable)
         self._on_progress = on_progress
         self.items = (0, 0)
+
+    @property
+    def optimal(self) -> bool:
+        """Cost 0: nothing can improve on this timetable."""
+        return self.cost.hard == 0 and self.cost.soft == 0
 
     def offer(self, timetable: Timetable, cost: Cost | None = None) -> bool:
         cost = cost or evaluate(timetable)
@@ -92,8 +105,24 @@ def solve(
     def remaining() -> float:
         return max(0.0, deadline - time.monotonic())
 
+    moves: list[refine.MoveStats] = []
+
     def finish() -> SolveResult:
-        return SolveResult(best.timetable, best.cost, stage_costs, should_stop(), time.monotonic() - started)
+        return SolveResult(best.timetable, best.cost, stage_costs, should_stop(), time.monotonic() - started,
+                           moves[0] if moves else None)
+
+    def stage_over() -> bool:
+        """A stage's stop check: a stop request, or a best that cannot improve."""
+        return should_stop() or best.optimal
+
+    def finish_early(stage: str) -> SolveResult:
+        """The best is optimal after `stage`: the stages after it are skipped, reported done at once
+        (in order, so progress still ends at 100 %), each handing on the best unchanged."""
+        for skipped in STAGES[STAGES.index(stage) + 1:]:
+            if skipped in (CPSAT, GA, REFINEMENT):
+                stage_costs[skipped] = best.cost
+            best.report(skipped, 1, 1)
+        return finish()
 
     best.report(LOADING, 0, 1)
     instance.index  # building the index is the loading work
@@ -102,6 +131,8 @@ def solve(
     best.report(CLUSTERING, 0, 1)
     clusters = cluster.cluster_courses(instance, max_lectures=CLUSTER_LECTURES, seed=options.seed)
     best.report(CLUSTERING, 1, 1)
+    if best.optimal:  # no lecture at all
+        return finish_early(CLUSTERING)
 
     # Items of the CP-SAT stage: groups of lectures, first placed, then re-optimised.
     groups = len(clusters)
@@ -112,7 +143,7 @@ def solve(
         best.report(CPSAT, done * groups // max(total, 1), 2 * groups)
 
     constructed = feasible_state(
-        Timetable.empty(instance), random.Random(options.seed), stage_deadline, should_stop, placed
+        Timetable.empty(instance), random.Random(options.seed), stage_deadline, stage_over, placed
     ).to_timetable()
     best.report(CPSAT, groups, 2 * groups, constructed)
     improved = cpsat.improve_clusters(
@@ -121,35 +152,41 @@ def solve(
         time_limit=max(0.0, stage_deadline - time.monotonic()),
         workers=options.workers,
         seed=options.seed,
-        should_stop=should_stop,
+        should_stop=stage_over,
         on_cluster=lambda done, total, tt, cost: best.report(CPSAT, groups + done, 2 * groups, tt, cost),
     )
     stage_costs[CPSAT] = evaluate(improved)
     best.offer(improved, stage_costs[CPSAT])
     if should_stop():
         return finish()
+    if best.optimal:
+        return finish_early(CPSAT)
 
+    best.report(GA, 0, 1)  # the stage begins even if it finds nothing to evolve
     evolved = ga.evolve(
         best.timetable,
         time_limit=min(remaining(), options.time_limit * GA_SHARE),
         seed=options.seed,
-        should_stop=should_stop,
+        should_stop=stage_over,
         on_generation=lambda done, total, cost, tt: best.report(GA, done, total, tt, cost if tt is not None else None),
     )
     best.offer(evolved)
     stage_costs[GA] = best.cost
     if should_stop():
         return finish()
+    if best.optimal:
+        return finish_early(GA)
 
     refined = refine.refine(
         best.timetable,
         time_limit=remaining(),
         seed=options.seed,
         workers=options.workers,
-        should_stop=should_stop,
+        should_stop=stage_over,
         on_iteration=lambda done, total, cost, tt: best.report(REFINEMENT, done, total, tt, cost if tt is not None else None),
     )
-    best.offer(refined)
+    best.offer(refined.timetable)
+    moves.append(refined.moves)
     stage_costs[REFINEMENT] = best.cost
     if not should_stop():
         iterations = best.items[0]

@@ -5,7 +5,8 @@ CP-SAT window re-optimisation). Which operator runs next is an adaptive operator
 bandit: each operator's reward is the cost it removed per second of its own running time
 (an exponential moving average), and the operators get time shares proportional to it,
 with a floor so none starves. The temperature cools geometrically over the remaining
-time and is reheated from the best timetable when the search stalls.
+time and is reheated from the best timetable when the search stalls. A best of cost 0
+ends the search at once: nothing can improve on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass, field
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
@@ -28,6 +30,40 @@ REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
 T_START, T_END = 2.0, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
+
+
+@dataclass
+class MoveStats:
+    """Moves the search proposed (operator calls, including proposals an operator drops as
+    infeasible before computing their cost change) and accepted (applied), in all and per
+    operator, over `seconds` of search. A CP-SAT window solve is one proposal. Counted
+    with plain integers in the batch loop, outside the moves themselves."""
+
+    proposed: int = 0
+    accepted: int = 0
+    seconds: float = 0.0
+    # operator name -> (proposed, accepted, seconds in its batches)
+    by_operator: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+
+    def count(self, name: str, proposed: int, accepted: int, seconds: float) -> None:
+        self.proposed += proposed
+        self.accepted += accepted
+        p, a, s = self.by_operator.get(name, (0, 0, 0.0))
+        self.by_operator[name] = (p + proposed, a + accepted, s + seconds)
+
+    @property
+    def proposed_per_second(self) -> float:
+        return self.proposed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def accepted_per_second(self) -> float:
+        return self.accepted / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Refined:
+    timetable: Timetable
+    moves: MoveStats
 
 
 class OperatorBandit:
@@ -106,8 +142,9 @@ def refine(
     workers: int = 1,
     should_stop: StopCheck = never_stop,
     on_iteration: SearchCallback = ignore_search,
-) -> Timetable:
-    """The best timetable found within `time_limit` seconds; never worse than `timetable`."""
+) -> Refined:
+    """The best timetable found within `time_limit` seconds, never worse than `timetable`,
+    and the moves its search proposed and accepted."""
     start = time.monotonic()
     deadline = start + time_limit
     rng = random.Random(seed)
@@ -116,7 +153,7 @@ def refine(
     if state.hard == 0:
         search.run()
     found = search.best.timetable(state)
-    return found if evaluate(found).key < evaluate(timetable).key else timetable
+    return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, search.moves)
 
 
 class LocalSearch:
@@ -142,6 +179,7 @@ class LocalSearch:
         self.per_second = [1000.0] * len(self.ops)  # proposals per second, to size the batches
         self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
+        self.moves = MoveStats()
 
     def _window(self, state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
         budget = min(1.0, self.deadline - time.monotonic())
@@ -150,7 +188,8 @@ class LocalSearch:
         return reoptimize_window(state, rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
 
     def run(self) -> None:
-        while not self.should_stop():
+        began = time.monotonic()
+        while self.best.soft > 0 and not self.should_stop():
             now = time.monotonic()
             if now >= self.deadline:
                 break
@@ -161,21 +200,28 @@ class LocalSearch:
             if now - self.best.when > self.annealer.stall and now - self.annealer.cycle_start > self.annealer.stall:
                 self._reheat(now)
             self._report(now)
+        self.moves.seconds += time.monotonic() - began
         self._report(float("inf"))
 
     def _batch(self, i: int) -> None:
         state, rng, op = self.state, self.rng, self.ops[i][1]
         accept, best = self.annealer.accept, self.best
         n = max(1, int(self.per_second[i] * BATCH_SECONDS))
-        gained, t0 = 0, time.monotonic()
-        for _ in range(n):
+        gained, accepted, t0 = 0, 0, time.monotonic()
+        for k in range(n):
             d = op(state, rng, accept)
-            if d is not None and d < 0:
-                gained -= d
-                if state.soft < best.soft:
-                    best.offer(state, t0)
+            if d is not None:
+                accepted += 1
+                if d < 0:
+                    gained -= d
+                    if state.soft < best.soft:
+                        best.offer(state, t0)
+                        if best.soft == 0:  # nothing can improve on it
+                            n = k + 1
+                            break
         seconds = time.monotonic() - t0
         self.proposals += n
+        self.moves.count(self.ops[i][0], n, accepted, seconds)
         self.per_second[i] = n / max(seconds, 1e-6)
         # Reward: the downhill steps the operator found per second. (The net change of the
         # current cost favours the never-uphill CP-SAT window far too much under annealing;

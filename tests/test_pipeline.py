@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+from solver import pipeline
 from solver.ctt import parse_ctt
-from solver.evaluate import evaluate
+from solver.evaluate import Cost, evaluate
 from solver.generate import generate
 from solver.pipeline import SolveOptions, solve
 from solver.progress import CPSAT, GA, REFINEMENT, STAGES, Progress, cpsat_step
@@ -63,3 +66,50 @@ def test_cpsat_items_read_as_placing_then_improving() -> None:
     assert cpsat_step(4, 10) == (True, 5, 5)
     assert cpsat_step(5, 10) == (False, 1, 5)
     assert cpsat_step(10, 10) == (False, 5, 5)  # finished: the last group stays the one named
+
+
+# Optimum 0, reached by every stage within a second or so; the construction alone leaves 37.
+ZERO_OPTIMUM = dict(courses=8, rooms=2, curricula=3, seed=1)
+
+
+def _solve_to_zero(monkeypatch: pytest.MonkeyPatch, skip: tuple[str, ...]) -> None:
+    """A 30 s job whose optimum is 0 ends as soon as cost 0 is reported, with the stages
+    after the one that found it reported done at once, in order, up to 100 %.
+    `skip` names stages (CPSAT, GA) replaced by ones that hand on their input, so that
+    the stage after them is the one to find cost 0."""
+    if CPSAT in skip:
+        monkeypatch.setattr(pipeline.cpsat, "improve_clusters", lambda timetable, *_, **__: timetable)
+    if GA in skip:
+        monkeypatch.setattr(pipeline.ga, "evolve", lambda timetable, **_: timetable)
+    reports: list[Progress] = []
+    zero_at: list[float] = []
+
+    def on_progress(report: Progress) -> None:
+        reports.append(report)
+        if report.best == Cost() and not zero_at:
+            zero_at.append(time.monotonic())
+
+    began = time.monotonic()
+    result = solve(generate(**ZERO_OPTIMUM), SolveOptions(time_limit=30.0, seed=0), on_progress)
+    ended = time.monotonic()
+    assert result.cost == Cost() == evaluate(result.timetable) and not result.cancelled
+    assert ended - began < 5.0 and zero_at and ended - zero_at[0] <= 1.0
+    order = [STAGES.index(r.stage) for r in reports]
+    assert order == sorted(order) and set(order) == set(range(len(STAGES)))
+    assert reports[-1].best == Cost() and reports[-1].done == reports[-1].total
+    assert [result.stage_costs[s] for s in (CPSAT, GA, REFINEMENT)][len(skip):] == [Cost()] * (3 - len(skip))
+
+
+def test_a_job_whose_optimum_is_0_ends_within_a_second_of_reaching_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    _solve_to_zero(monkeypatch, ())
+
+
+@pytest.mark.parametrize("skip", [(CPSAT,), (CPSAT, GA)], ids=["found-by-ga", "found-by-refinement"])
+def test_cost_0_found_by_a_later_stage_ends_the_job_as_well(monkeypatch: pytest.MonkeyPatch, skip: tuple[str, ...]) -> None:
+    _solve_to_zero(monkeypatch, skip)
+
+
+def test_refinement_moves_come_back_with_the_result() -> None:
+    result = solve(generate(courses=12, rooms=3, curricula=4, seed=3), SolveOptions(time_limit=3.0, seed=1))
+    moves = result.moves
+    assert moves is not None and 0 < moves.accepted <= moves.proposed and moves.seconds > 0

@@ -26,7 +26,7 @@ def test_improves_a_greedy_start_and_reports_sparingly() -> None:
     start = comp01()
     calls: list[tuple[float, int, int, Cost, bool]] = []
     t0 = time.monotonic()
-    out = refine(start, time_limit=3, seed=1, on_iteration=lambda d, n, c, tt: calls.append((time.monotonic(), d, n, c, tt is not None)))
+    out = refine(start, time_limit=3, seed=1, on_iteration=lambda d, n, c, tt: calls.append((time.monotonic(), d, n, c, tt is not None))).timetable
     seconds = time.monotonic() - t0
     assert evaluate(out).hard == 0
     assert evaluate(out).soft < evaluate(start).soft
@@ -37,11 +37,32 @@ def test_improves_a_greedy_start_and_reports_sparingly() -> None:
     assert any(improved for *_, improved in calls)
 
 
+def test_counts_the_moves_it_proposes_and_accepts() -> None:
+    out = refine(comp01(), time_limit=1, seed=3)
+    moves = out.moves
+    assert 0 < moves.accepted < moves.proposed and 0.5 < moves.seconds < 1.5
+    assert sum(p for p, _, _ in moves.by_operator.values()) == moves.proposed
+    assert sum(a for _, a, _ in moves.by_operator.values()) == moves.accepted
+    assert all(a <= p and s >= 0 for p, a, s in moves.by_operator.values())
+    assert moves.proposed_per_second == moves.proposed / moves.seconds
+
+
+def test_stops_as_soon_as_its_best_costs_nothing() -> None:
+    inst = generate(courses=6, rooms=3, curricula=2, seed=1)  # optimum 0; the construction leaves 96
+    start = feasible_state(Timetable.empty(inst), random.Random(0), time.monotonic() + 10, lambda: False).to_timetable()
+    assert evaluate(start).soft > 0
+    t0 = time.monotonic()
+    out = refine(start, time_limit=30, seed=0)
+    assert time.monotonic() - t0 < 5 and evaluate(out.timetable) == Cost()
+    again = refine(out.timetable, time_limit=30, seed=0)
+    assert again.timetable == out.timetable and again.moves.proposed == 0
+
+
 def test_places_unplaced_lectures_and_is_never_worse() -> None:
     inst = generate(courses=10, rooms=3, curricula=4, seed=3)
-    out = refine(Timetable.empty(inst), time_limit=1, seed=0)
+    out = refine(Timetable.empty(inst), time_limit=1, seed=0).timetable
     assert evaluate(out).hard == 0
-    again = refine(out, time_limit=1, seed=2)
+    again = refine(out, time_limit=1, seed=2).timetable
     assert evaluate(again).key <= evaluate(out).key
 
 
@@ -54,7 +75,7 @@ def test_stops_within_a_second_of_the_request() -> None:
             asked_at.append(time.monotonic())
             asked.set()
 
-    out = refine(comp01(), time_limit=60, seed=0, should_stop=asked.is_set, on_iteration=on_iteration)
+    out = refine(comp01(), time_limit=60, seed=0, should_stop=asked.is_set, on_iteration=on_iteration).timetable
     assert time.monotonic() - asked_at[0] < 1.0
     assert evaluate(out).hard == 0
 
