@@ -81,6 +81,10 @@ UNAVAILABILITY_CONSTRAINTS:
 END.
 """
 
+# The toy instance whose optimum is not 0 (a course larger than every room), so a job of it
+# runs its whole time limit: the toy itself reaches cost 0 in a tenth of a second, and a job
+# at cost 0 ends at once. For tests that need a job running or waiting behind one.
+BUSY_CTT = TOY_CTT.replace("SceCosC Ocra 3 3 30", "SceCosC Ocra 3 3 90")
 # The toy instance with a fourth room of capacity 0: accepted, but the pre-solve check warns.
 ZERO_ROOM_CTT = TOY_CTT.replace("Rooms: 3", "Rooms: 4").replace("C 40\n", "C 40\nD 0\n")
 ZERO_ROOM_WARNING = "Room D has capacity 0: every lecture placed there costs its students."

@@ -26,7 +26,7 @@ from saga.jobs import JobOutcome
 from solver.evaluate import evaluate
 from solver.timetable import Timetable
 from tests.app_support import (
-    ALICE, BOB, BOB_TOKEN, INCOMPLETE_CTT, ROOT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING, Client, config, error_of, finished,
+    ALICE, BOB, BOB_TOKEN, BUSY_CTT, INCOMPLETE_CTT, ROOT, TOY_CTT, ZERO_ROOM_CTT, ZERO_ROOM_WARNING, Client, config, error_of, finished,
     start, submit,
 )
 
@@ -233,7 +233,7 @@ async def test_lookups_that_cannot_be_answered(aiohttp_client: Client, config: C
     client, app = await start(aiohttp_client, config)
     assert "doesnotexist" in await error_of(await client.get("/api/jobs/doesnotexist", headers=ALICE), 404)
     await error_of(await client.get("/api/jobs", params={"limit": "-1"}, headers=ALICE), 400)
-    job_id = await submit(client, time_limit="30")
+    job_id = await submit(client, BUSY_CTT, time_limit="30")
     assert "format" in await error_of(await client.get(f"/api/jobs/{job_id}/timetable", params={"format": "xml"}, headers=ALICE), 400)
     assert "no timetable yet" in await error_of(await client.get(f"/api/jobs/{job_id}/timetable", headers=ALICE), 404)
     await error_of(await client.put("/api/jobs", headers=ALICE), 405)
@@ -247,7 +247,7 @@ async def test_lookups_that_cannot_be_answered(aiohttp_client: Client, config: C
 
 async def test_too_many_active_jobs(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, replace(config, max_active_jobs=2))
-    first, second = await submit(client, time_limit="30"), await submit(client, time_limit="30")
+    first, second = await submit(client, BUSY_CTT, time_limit="30"), await submit(client, BUSY_CTT, time_limit="30")
     assert "2 jobs" in await error_of(await client.post("/api/jobs", data=TOY_CTT, headers=ALICE), 429)
     await submit(client, headers=BOB, time_limit="1")  # the limit is per user
     await client.delete(f"/api/jobs/{second}", headers=ALICE)
@@ -337,7 +337,7 @@ async def test_restart_keeps_finished_jobs(aiohttp_client: Client, config: Confi
 
 async def test_interrupted_job_runs_again_as_next_attempt(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, config)
-    job_id = await submit(client, time_limit="2")
+    job_id = await submit(client, BUSY_CTT, time_limit="2")
     await until_running(client, job_id)  # a queued job that never ran would keep its attempt
     await client.close()  # the runner dies with the app: the job never ends
     client, app = await start(aiohttp_client, config)
@@ -353,7 +353,7 @@ async def test_interrupted_job_runs_again_as_next_attempt(aiohttp_client: Client
 async def test_job_interrupted_too_often_fails(aiohttp_client: Client, config: Config) -> None:
     config = replace(config, max_attempts=1)
     client, _ = await start(aiohttp_client, config)
-    job_id = await submit(client, time_limit="60")
+    job_id = await submit(client, BUSY_CTT, time_limit="60")
     await until_running(client, job_id)
     await client.close()
     client, _ = await start(aiohttp_client, config)

@@ -17,7 +17,7 @@ from app.config import Config
 from app.web.keys import STORE
 from solver.ctt import parse_ctt, parse_sol
 from solver.evaluate import evaluate_assignments
-from tests.app_support import ALICE, BOB, TOY_CTT, Client, config, error_of, start, submit
+from tests.app_support import ALICE, BOB, BUSY_CTT, TOY_CTT, Client, config, error_of, start, submit
 from tests.redis_support import RedisServer
 from tests.store_support import until
 
@@ -70,7 +70,7 @@ async def test_submit_stream_resume_and_download(aiohttp_client: Client, backend
 
 async def test_cancel_keeps_the_best_so_far(aiohttp_client: Client, backend: Config) -> None:
     client, _ = await start(aiohttp_client, backend)
-    job_id = await submit(client, time_limit="30")
+    job_id = await submit(client, BUSY_CTT, time_limit="30")
     await follow(client, job_id, until_seq=4)  # running, with a timetable on the way
     resp = await client.delete(f"/api/jobs/{job_id}", headers=ALICE)
     assert resp.status in (200, 202)
@@ -82,7 +82,7 @@ async def test_cancel_keeps_the_best_so_far(aiohttp_client: Client, backend: Con
 
 async def test_ownership_bad_input_and_quota(aiohttp_client: Client, backend: Config) -> None:
     client, _ = await start(aiohttp_client, replace(backend, max_active_jobs=1))
-    job_id = await submit(client, time_limit="30")
+    job_id = await submit(client, BUSY_CTT, time_limit="30")
     for path in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/events", f"/api/jobs/{job_id}/timetable"):
         await error_of(await client.get(path, headers=BOB), 404)
         await error_of(await client.get(path), 401)

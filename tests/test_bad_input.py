@@ -12,7 +12,7 @@ from aiohttp import FormData
 
 from app.config import Config
 from app.web.keys import RUNNER
-from tests.app_support import ALICE, TOY_CTT, Client, config, error_of, start, submit
+from tests.app_support import ALICE, BUSY_CTT, TOY_CTT, Client, config, error_of, start, submit
 
 __all__ = ["config"]  # a fixture, used by name
 
@@ -123,8 +123,8 @@ async def test_odd_characters_in_an_instance_are_refused_by_line(
 
 async def test_a_job_cancelled_while_queued_has_no_timetable(aiohttp_client: Client, config: Config) -> None:
     client, app = await start(aiohttp_client, replace(config, slots=1))
-    running = await submit(client, time_limit="30")
-    queued = await submit(client, time_limit="30")
+    running = await submit(client, BUSY_CTT, time_limit="30")
+    queued = await submit(client, BUSY_CTT, time_limit="30")
     resp = await client.delete(f"/api/jobs/{queued}", headers=ALICE)
     assert resp.status == 202 and await resp.json() == {"status": "cancelled"}
     for fmt in ("json", "sol", "csv"):

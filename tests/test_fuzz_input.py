@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from solver.ctt import parse_ctt
 from solver.jsonform import instance_to_json
-from tests.app_support import TOY_CTT
+from tests.app_support import BUSY_CTT, TOY_CTT
 from tests.browser_support import ROOT, free_port, wait_until
 
 TOKEN = "fuzz-test-admin-token-0123456789"
@@ -69,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     try:
         wait_until(healthy, 30, "the service's /api/health")
-        blocker = service.post("/api/jobs", TOY_CTT.encode(), "text/plain", params={"time_limit": "600"})
+        blocker = service.post("/api/jobs", BUSY_CTT.encode(), "text/plain", params={"time_limit": "600"})
         assert blocker.status_code == 202, blocker.text
         service.blocker = blocker.json()["id"]
         yield service

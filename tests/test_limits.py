@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from app.config import Config
 from app.web.application import create_app
 from app.web.keys import HUB, SERVICE, STORE
-from tests.app_support import TOY_CTT
+from tests.app_support import BUSY_CTT
 from tests.browser_support import free_port
 from tests.sse_support import WAIT, Block, Env, RawStream, named
 
@@ -296,7 +296,7 @@ async def test_event_streams_are_capped_per_user_and_in_total_and_refusals_are_c
 
     async def submit(token: str) -> str:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        body = TOY_CTT.encode()
+        body = BUSY_CTT.encode()
         writer.write((f"POST /api/jobs?time_limit=60 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
                       f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
         answer = parse_answer(await asyncio.wait_for(reader.read(), WAIT))

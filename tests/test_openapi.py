@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from app.config import Config
 from app.web.application import create_app
 from app.web.openapi import SPEC
-from tests.app_support import ALICE, ALICE_TOKEN, BOB, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
+from tests.app_support import ALICE, ALICE_TOKEN, BOB, BUSY_CTT, TOY_CTT, ZERO_ROOM_CTT, Client, config, finished, start, submit
 
 __all__ = ["config"]  # a fixture, used by name
 PAGE_ROUTES = {"/", "/static"}  # the browser page, not part of the API
@@ -103,11 +103,11 @@ async def test_real_responses_match_the_spec(aiohttp_client: Client, config: Con
     assert await check(client, "GET", "/api/jobs", "/api/jobs", headers=ALICE) == 200
     assert await check(client, "GET", "/api/jobs", "/api/jobs", params={"limit": "x"}, headers=ALICE) == 400
     assert await check(client, "DELETE", f"/api/jobs/{job_id}", job, headers=ALICE) == 200
-    running = await submit(client, time_limit="30")
+    running = await submit(client, BUSY_CTT, time_limit="30")
     assert await check(client, "DELETE", f"/api/jobs/{running}", job, headers=ALICE) == 202
     await finished(client, app, running)
     for _ in range(config.max_active_jobs):
-        await submit(client, time_limit="30")
+        await submit(client, BUSY_CTT, time_limit="30")
     assert await check(client, "POST", "/api/jobs", "/api/jobs", data=TOY_CTT, headers={**ALICE, "Content-Type": "text/plain"}) == 429
     assert await check(client, "GET", "/api/samples", "/api/samples", headers=ALICE) == 200
     assert await check(client, "GET", "/api/health", "/api/health") == 200

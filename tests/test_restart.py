@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from app.config import Config
 from app.storage.datadir_lock import LOCK_FILE, lock_data_dir
 from app.web.application import DB_FILE
-from tests.app_support import ALICE, TOY_CTT, Client, config, finished, start, submit
+from tests.app_support import ALICE, BUSY_CTT, TOY_CTT, Client, config, finished, start, submit
 from tests.browser_support import ROOT, Service
 from tests.test_api import app_events
 
@@ -43,7 +43,7 @@ async def wait_for_event(client: TestClient, job_id: str, accept: Any) -> dict[s
 async def test_a_queued_job_that_never_ran_keeps_its_attempt(aiohttp_client: Client, config: Config) -> None:
     config = replace(config, max_attempts=1)
     client, _ = await start(aiohttp_client, config)
-    ran = await submit(client, time_limit="30")
+    ran = await submit(client, BUSY_CTT, time_limit="30")
     waited = await submit(client, time_limit="1")  # one slot: this one waits in line
     await wait_for_event(client, ran, lambda e: e["status"] == "running")
     await client.close()  # both interrupted: one while running, one while queued
@@ -82,7 +82,7 @@ async def test_a_restarted_job_continues_its_progress_instead_of_falling_to_zero
     aiohttp_client: Client, config: Config
 ) -> None:
     client, _ = await start(aiohttp_client, config)
-    job_id = await submit(client, time_limit="8")
+    job_id = await submit(client, BUSY_CTT, time_limit="8")
     reached = await wait_for_event(client, job_id, lambda e: e["overall_progress"] >= 20)
     await client.close()
 
