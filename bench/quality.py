@@ -99,7 +99,7 @@ def run_mono(path: str, time_limit: float, workers: int) -> Mono:
 
 
 def parse_seeds(words: list[str]) -> list[int]:
-    """`0-4`, `0,2,5`, `0 1 2` or any mix: the seeds in order, each once."""
+    """`0-4`, `0,2,5` or a mix like `0-2,7`: the seeds in order, each once."""
     seeds: list[int] = []
     for word in words:
         for part in filter(None, word.split(",")):
@@ -204,7 +204,8 @@ def main() -> None:
     parser.add_argument("instances", nargs="+", help=".ctt files")
     parser.add_argument("--time", type=float, default=120.0, help="seconds per instance and method (default 120)")
     parser.add_argument("--workers", type=int, default=1, help="CP-SAT workers per solve (default 1)")
-    parser.add_argument("--seeds", nargs="+", default=["0"], help="pipeline seeds: 0-4, 0,2,5 or 0 1 2 (default 0)")
+    # One word (`0-4`, `0,2,5`): a list of words would swallow the instance paths after it.
+    parser.add_argument("--seeds", default="0", help="pipeline seeds: 0-4, 0,2,5 or a mix like 0-2,7 (default 0)")
     parser.add_argument("--no-mono", action="store_true", help="leave out plain CP-SAT (its figures do not move)")
     parser.add_argument("--jobs", type=int, default=1, help="solves at once (jobs × workers ≤ cores)")
     parser.add_argument(
@@ -214,7 +215,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        seeds = parse_seeds(args.seeds)
+        seeds = parse_seeds([args.seeds])
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(f"--seeds: {e}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
