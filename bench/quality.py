@@ -2,10 +2,9 @@
 
 Every result is re-checked with the project's evaluator. Prints Markdown tables: one row
 per run, then per instance the mean, min and max over the seeds (and the same for the
-total over instances, taken per seed), with the refinement's moves proposed, evaluated and
-accepted per second (proposed: operator calls, including those dropped as infeasible before
-their cost change is computed; evaluated: those whose cost change was computed; see
-solver.refine.MoveStats). Plain CP-SAT runs once per instance, with seed 0: its figures do not move
+total over instances, taken per seed), with the refinement's moves proposed and accepted
+per second (proposed: operator calls, including those dropped as infeasible before their
+cost change is computed; see solver.refine.MoveStats). Plain CP-SAT runs once per instance, with seed 0: its figures do not move
 with the pipeline's seeds (`--no-mono` leaves it out).
 
     ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4
@@ -44,7 +43,6 @@ class Run:
     after_refinement: str
     seconds: float
     proposed_per_second: float | None  # the refinement's moves; None when it did not run
-    evaluated_per_second: float | None
     accepted_per_second: float | None
 
 
@@ -88,7 +86,6 @@ def run_pipeline(path: str, time_limit: float, workers: int, seed: int) -> Run:
         _fmt(result.stage_costs.get(REFINEMENT)),
         seconds,
         moves.proposed_per_second if moves and moves.seconds > 0 else None,
-        moves.evaluated_per_second if moves and moves.seconds > 0 else None,
         moves.accepted_per_second if moves and moves.seconds > 0 else None,
     )
 
@@ -139,8 +136,8 @@ def _gap(soft: float, bk: int | None) -> str:
 def runs_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, float]]) -> str:
     lines = [
         "| instance | seed | hard | soft | best known | gap % | after CP-SAT | after GA | after refinement | s "
-        "| moves/s proposed | moves/s evaluated | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio pipeline/mono |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| moves/s proposed | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio pipeline/mono |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         bk = known.get(r.instance, (None, None))[0]
@@ -149,7 +146,7 @@ def runs_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[i
         lines.append(
             f"| {r.instance} | {r.seed} | {r.hard} | {r.soft} | {bk if bk is not None else '–'} | {_gap(r.soft, bk)} "
             f"| {r.after_cpsat} | {r.after_ga} | {r.after_refinement} | {r.seconds:.0f} "
-            f"| {_rate(r.proposed_per_second)} | {_rate(r.evaluated_per_second)} | {_rate(r.accepted_per_second)} | {mono_cell} | {mono_s} | {_ratio(r.soft, mono)} |"
+            f"| {_rate(r.proposed_per_second)} | {_rate(r.accepted_per_second)} | {mono_cell} | {mono_s} | {_ratio(r.soft, mono)} |"
         )
     return "\n".join(lines)
 
@@ -164,8 +161,8 @@ def summary_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tupl
     the instances per seed (seeds every instance ran), then takes mean, min and max."""
     lines = [
         "| instance | seeds | max hard | mean soft | min | max | best known | ITC winner avg | gap % (mean) "
-        "| moves/s proposed | moves/s evaluated | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio mean/mono |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| moves/s proposed | moves/s accepted | monolithic CP-SAT (seed 0) | mono s | soft ratio mean/mono |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = sorted({r.instance for r in runs})
     for n in names:
@@ -176,8 +173,7 @@ def summary_table(runs: list[Run], monos: dict[str, Mono], known: dict[str, tupl
         lines.append(
             f"| {n} | {len(mine)} | {max(r.hard for r in mine)} | {statistics.mean(soft):.1f} | {min(soft)} | {max(soft)} "
             f"| {bk if bk is not None else '–'} | {winner if winner is not None else '–'} | {_gap(statistics.mean(soft), bk)} "
-            f"| {_rate(_mean([r.proposed_per_second for r in mine]))} | {_rate(_mean([r.evaluated_per_second for r in mine]))} "
-            f"| {_rate(_mean([r.accepted_per_second for r in mine]))} "
+            f"| {_rate(_mean([r.proposed_per_second for r in mine]))} | {_rate(_mean([r.accepted_per_second for r in mine]))} "
             f"| {mono_cell} | {mono_s} | {_ratio(statistics.mean(soft), monos.get(n))} |"
         )
     lines.append(_total(runs, monos, known, names))
@@ -194,12 +190,12 @@ def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, 
     mono = Mono("total", sum(m.hard for m in mono_all), sum(m.soft for m in mono_all), 0.0) if len(mono_all) == len(names) else None
     mono_cell, _ = _mono_cells(mono)
     if not totals:
-        return f"| **total** | 0 | {hard} | – | – | – | | | | | | | {mono_cell} | | – |"
+        return f"| **total** | 0 | {hard} | – | – | – | | | | | | {mono_cell} | | – |"
     mean = statistics.mean(totals)
     return (
         f"| **total** | {len(seeds)} | {hard} | **{mean:.1f}** | {min(totals)} | {max(totals)} "
         f"| {bk if bk is not None else '–'} | {f'{winner:.1f}' if winner is not None else '–'} | {_gap(mean, bk)} "
-        f"| | | | {mono_cell} | | {_ratio(mean, mono)} |"
+        f"| | | {mono_cell} | | {_ratio(mean, mono)} |"
     )
 
 

@@ -2,10 +2,7 @@
 
 Each operator proposes one change, asks `accept(delta)` (the acceptance rule of the
 caller) and either applies it and returns the soft delta, or leaves the state as it was
-and returns None. All of them keep hard violations at zero, and add one to
-`state.evaluated` for each cost change they compute (a proposal dropped before that,
-as infeasible, is not counted). `IDLE` names the operators that can have nothing to do
-in a state, with the test for it, so that the search need not call them then.
+and returns None. All of them keep hard violations at zero.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from solver.state import SearchState
 
 Accept = Callable[[int], bool]
 Operator = Callable[[SearchState, random.Random, Accept], "int | None"]
-
-MOVE_TRIES = 4  # target periods `move` draws blindly before it lists the open ones
 
 
 def pick_room(state: SearchState, l: int, p: int, rng: random.Random) -> int:
@@ -45,7 +40,6 @@ def _to_period(state: SearchState, l: int, p: int, rng: random.Random, accept: A
 
 
 def _to_slot(state: SearchState, l: int, p: int, r: int, accept: Accept) -> int | None:
-    state.evaluated += 1
     d = state.move_delta(l, p, r)
     if accept(d):
         state.move(l, p, r)
@@ -54,42 +48,30 @@ def _to_slot(state: SearchState, l: int, p: int, r: int, accept: Accept) -> int 
 
 
 def move(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
-    """A random lecture to a random period where its course is available, clashes with
-    nothing and a room is free (uniform over those periods), in its own room when free there."""
+    """A random lecture to a random period, in its own room when free there."""
     l = int(rng.random() * state.n_lectures)
-    c = state.course_of[l]
-    periods = state.available_periods[c]
-    n, base, cp, conf = len(periods), c * state.n_periods, state.cp, state.conf
-    busy, r_n = state.rooms_busy, state.n_rooms
-    # A few blind draws first (cheap when most periods are open), then the list of the open ones.
-    for _ in range(MOVE_TRIES if n else 0):
-        p = periods[int(rng.random() * n)]
-        if not (cp[base + p] or conf[base + p]) and busy[p] < r_n:  # its own period has cp > 0
-            return _to_period(state, l, p, rng, accept)
-    open_ = [p for p in periods if not (cp[base + p] or conf[base + p]) and busy[p] < r_n]
-    if not open_:
+    p = int(rng.random() * state.n_periods)
+    if p == state.period[l]:
         return None
-    return _to_period(state, l, open_[int(rng.random() * len(open_))], rng, accept)
+    i = state.course_of[l] * state.n_periods + p
+    if state.cp[i] or state.conf[i] or state.unavailable[i]:
+        return None
+    return _to_period(state, l, p, rng, accept)
 
 
 def spread(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
-    """A lecture of a course short of working days, from a day it uses twice to a free
-    period of a day it does not use."""
-    short = state.short
-    if not short:
+    """A lecture of a course short of working days, from a day it uses twice to an unused day."""
+    l = int(rng.random() * state.n_lectures)
+    c, n_days = state.course_of[l], state.n_days
+    if state.days_used[c] >= state.min_days[c] or state.cd[c * n_days + state.day_of[state.period[l]]] < 2:
         return None
-    c = short[int(rng.random() * len(short))]
-    n_days, cd, day_of, period = state.n_days, state.cd, state.day_of, state.period
-    days = c * n_days
-    doubled = [l for l in state.lectures_of[c] if period[l] >= 0 and cd[days + day_of[period[l]]] >= 2]
-    if not doubled:
+    free_days = [d for d in range(n_days) if not state.cd[c * n_days + d]]
+    ppd = state.n_periods // n_days
+    p = rng.choice(free_days) * ppd + int(rng.random() * ppd)
+    i = c * state.n_periods + p
+    if state.conf[i] or state.unavailable[i]:
         return None
-    base, conf = c * state.n_periods, state.conf
-    targets = [p for p in state.available_periods[c] if not (cd[days + day_of[p]] or conf[base + p])]
-    if not targets:
-        return None
-    l = doubled[int(rng.random() * len(doubled))]
-    return _to_period(state, l, targets[int(rng.random() * len(targets))], rng, accept)
+    return _to_period(state, l, p, rng, accept)
 
 
 def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
@@ -101,7 +83,6 @@ def swap(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
         other = there[0]
         if other == l or not state.can_swap(l, other):
             return None
-        state.evaluated += 1
         d = state.swap_delta(l, other)
         if accept(d):
             state.swap(l, other)
@@ -122,7 +103,6 @@ def room_change(state: SearchState, rng: random.Random, _accept: Accept) -> int 
     if r == state.room[l]:
         return None
     there = state.occ[r * state.n_periods + p]
-    state.evaluated += 1
     if there:
         d = state.swap_delta(l, there[0])
         if d <= 0:
@@ -155,7 +135,6 @@ def course_rooms(state: SearchState, rng: random.Random, _accept: Accept) -> int
         else:
             state.move(l, p, r)
         done.append((l, other, own))
-    state.evaluated += 1
     d = state.soft - before
     if d <= 0:
         return d
@@ -201,7 +180,6 @@ def kempe(state: SearchState, rng: random.Random, accept: Accept) -> int | None:
     if not (_put(state, out1, p2, old, rng) and _put(state, out2, p1, old, rng)):
         state.reassign(old)
         return None
-    state.evaluated += 1
     d = state.soft - before
     if accept(d):
         return d
@@ -221,6 +199,7 @@ def _put(state: SearchState, lectures: list[int], p: int, old: list[tuple[int, i
     return True
 
 
+
 OPERATORS: dict[str, Operator] = {
     "move": move,
     "swap": swap,
@@ -228,8 +207,4 @@ OPERATORS: dict[str, Operator] = {
     "spread": spread,
     "course_rooms": course_rooms,
     "kempe": kempe,
-}
-
-IDLE: dict[str, Callable[[SearchState], bool]] = {
-    "spread": lambda state: not state.short,  # no course short of working days
 }

@@ -4,8 +4,7 @@ Simulated annealing over hard-feasible moves (move, swap, room change, Kempe cha
 CP-SAT window re-optimisation). Which operator runs next is an adaptive operator selection
 bandit: each operator's reward is the cost it removed per second of its own running time
 (an exponential moving average), and the operators get time shares proportional to it,
-with a floor so none starves; an operator with nothing to do in the current state (see
-`neighbourhoods.IDLE`) is passed over. The temperature cools geometrically over the remaining
+with a floor so none starves. The temperature cools geometrically over the remaining
 time and is reheated from the best timetable when the search stalls. A best of cost 0
 ends the search at once: nothing can improve on it.
 """
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
-from solver.neighbourhoods import IDLE, OPERATORS, Accept, Operator
+from solver.neighbourhoods import OPERATORS, Accept, Operator
 from solver.progress import SearchCallback, StopCheck, ignore_search, never_stop
 from solver.state import SearchState
 from solver.timetable import Timetable
@@ -36,32 +35,25 @@ STALL_FRACTION = 0.15
 @dataclass
 class MoveStats:
     """Moves the search proposed (operator calls, including proposals an operator drops as
-    infeasible before computing their cost change), evaluated (their cost change computed)
-    and accepted (applied), in all and per operator, over `seconds` of search. A CP-SAT
-    window solve is one proposal, and one evaluation when it runs. Counted with plain
-    integers in the batch loop (evaluations by the operators, in `SearchState.evaluated`)."""
+    infeasible before computing their cost change) and accepted (applied), in all and per
+    operator, over `seconds` of search. A CP-SAT window solve is one proposal. Counted
+    with plain integers in the batch loop, outside the moves themselves."""
 
     proposed: int = 0
-    evaluated: int = 0
     accepted: int = 0
     seconds: float = 0.0
-    # operator name -> (proposed, evaluated, accepted, seconds in its batches)
-    by_operator: dict[str, tuple[int, int, int, float]] = field(default_factory=dict)
+    # operator name -> (proposed, accepted, seconds in its batches)
+    by_operator: dict[str, tuple[int, int, float]] = field(default_factory=dict)
 
-    def count(self, name: str, proposed: int, evaluated: int, accepted: int, seconds: float) -> None:
+    def count(self, name: str, proposed: int, accepted: int, seconds: float) -> None:
         self.proposed += proposed
-        self.evaluated += evaluated
         self.accepted += accepted
-        p, e, a, s = self.by_operator.get(name, (0, 0, 0, 0.0))
-        self.by_operator[name] = (p + proposed, e + evaluated, a + accepted, s + seconds)
+        p, a, s = self.by_operator.get(name, (0, 0, 0.0))
+        self.by_operator[name] = (p + proposed, a + accepted, s + seconds)
 
     @property
     def proposed_per_second(self) -> float:
         return self.proposed / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def evaluated_per_second(self) -> float:
-        return self.evaluated / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def accepted_per_second(self) -> float:
@@ -90,11 +82,8 @@ class OperatorBandit:
             return [1 / n] * n
         return [self.floor + (1 - n * self.floor) * g / total for g in gains]
 
-    def choose(self, idle: list[bool] | None = None) -> int:
-        """An operator by time share; none of those `idle` marks (unless all are)."""
+    def choose(self) -> int:
         weights = [s / t for s, t in zip(self.shares(), self.seconds)]
-        if idle is not None and not all(idle):
-            weights = [0.0 if skip else w for w, skip in zip(weights, idle)]
         return self.rng.choices(range(len(weights)), weights)[0]
 
     def reward(self, i: int, improvement: float, seconds: float) -> None:
@@ -187,8 +176,6 @@ class LocalSearch:
         self.ops: list[tuple[str, Operator]] = list(OPERATORS.items())
         self.ops.append(("window", self._window))
         self.bandit = OperatorBandit([name for name, _ in self.ops], rng)
-        # Per operator, the test that it has nothing to do in the current state, if it has one.
-        self.idle_tests = [IDLE.get(name) for name, _ in self.ops]
         self.per_second = [1000.0] * len(self.ops)  # proposals per second, to size the batches
         self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
@@ -198,7 +185,6 @@ class LocalSearch:
         budget = min(1.0, self.deadline - time.monotonic())
         if budget < 0.2:
             return None
-        state.evaluated += 1
         return reoptimize_window(state, rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
 
     def run(self) -> None:
@@ -207,7 +193,7 @@ class LocalSearch:
             now = time.monotonic()
             if now >= self.deadline:
                 break
-            self._batch(self.bandit.choose([test is not None and test(self.state) for test in self.idle_tests]))
+            self._batch(self.bandit.choose())
             now = time.monotonic()
             self.best.offer(self.state, now)
             self.annealer.cool(now)
@@ -221,7 +207,7 @@ class LocalSearch:
         state, rng, op = self.state, self.rng, self.ops[i][1]
         accept, best = self.annealer.accept, self.best
         n = max(1, int(self.per_second[i] * BATCH_SECONDS))
-        gained, accepted, evaluated, t0 = 0, 0, state.evaluated, time.monotonic()
+        gained, accepted, t0 = 0, 0, time.monotonic()
         for k in range(n):
             d = op(state, rng, accept)
             if d is not None:
@@ -235,7 +221,7 @@ class LocalSearch:
                             break
         seconds = time.monotonic() - t0
         self.proposals += n
-        self.moves.count(self.ops[i][0], n, state.evaluated - evaluated, accepted, seconds)
+        self.moves.count(self.ops[i][0], n, accepted, seconds)
         self.per_second[i] = n / max(seconds, 1e-6)
         # Reward: the downhill steps the operator found per second. (The net change of the
         # current cost favours the never-uphill CP-SAT window far too much under annealing;

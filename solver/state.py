@@ -42,8 +42,6 @@ class SearchState:
         self.students: list[int] = ix.students.tolist()
         self.min_days: list[int] = ix.min_days.tolist()
         self.day_of = [p // ix.periods_per_day for p in range(p_n)]
-        un = self.unavailable
-        self.available_periods: list[list[int]] = [[p for p in range(p_n) if not un[c * p_n + p]] for c in range(c_n)]
         self._setup_compactness(ix.periods_per_day)
 
         self.period = [UNPLACED] * self.n_lectures
@@ -53,14 +51,8 @@ class SearchState:
         self.cell_room = [-1] * (c_n * p_n)
         self.conf = [0] * (c_n * p_n)  # busy conflicting courses of c in period p
         self.occ: list[list[int]] = [[] for _ in range(r_n * p_n)]  # cell lectures per [r * P + p]
-        self.rooms_busy = [0] * p_n  # rooms of period p with an occ entry
         self.cd = [0] * (c_n * d_n)
         self.days_used = [0] * c_n
-        # Courses short of their minimum working days, in any order, and each one's index there (-1: not short).
-        self.short: list[int] = [c for c in range(c_n) if self.min_days[c] > 0]
-        self.short_at = [-1] * c_n
-        for i, c in enumerate(self.short):
-            self.short_at[c] = i
         self.cr = [0] * (c_n * r_n)
         self.rooms_used = [0] * c_n
         self.cq = [0] * (q_n * p_n)
@@ -70,7 +62,6 @@ class SearchState:
         self.conflicts = self.availability = self.room_occupation = 0
         self.capacity_cost = self.stability_cost = self.isolated = 0
         self.mwd_cost = _MWD * sum(self.min_days)
-        self.evaluated = 0  # cost changes the search's operators computed (they count them)
         for l, (p, r) in enumerate(zip(timetable.period, timetable.room)):
             if p != UNPLACED:
                 self.place(l, p, r)
@@ -325,18 +316,12 @@ class SearchState:
     def _room_off(self, c: int, p: int, r: int, lec: int) -> None:
         occ = self.occ[r * self.n_periods + p]
         occ.remove(lec)
-        if occ:
-            self.room_occupation -= 1
-        else:
-            self.rooms_busy[p] -= 1
+        self.room_occupation -= 1 if occ else 0
         self._room_counters(c, r, -1)
 
     def _room_on(self, c: int, p: int, r: int, lec: int) -> None:
         occ = self.occ[r * self.n_periods + p]
-        if occ:
-            self.room_occupation += 1
-        else:
-            self.rooms_busy[p] += 1
+        self.room_occupation += 1 if occ else 0
         occ.append(lec)
         self._room_counters(c, r, 1)
 
@@ -360,18 +345,6 @@ class SearchState:
             self.conf[c2 * p_n + p] += k
         self._period_counters(c, p, k)
 
-    def _short_flip(self, c: int) -> None:
-        short, at = self.short, self.short_at
-        i = at[c]
-        if i < 0:
-            at[c] = len(short)
-            short.append(c)
-            return
-        last = short.pop()
-        if last != c:
-            short[i], at[last] = last, i
-        at[c] = -1
-
     def _period_counters(self, c: int, p: int, k: int) -> None:
         j = c * self.n_days + self.day_of[p]
         self.cd[j] += k
@@ -379,8 +352,6 @@ class SearchState:
             u, m = self.days_used[c], self.min_days[c]
             self.days_used[c] = u + k
             self.mwd_cost += _MWD * (max(m - u - k, 0) - max(m - u, 0))
-            if (u < m) != (u + k < m):
-                self._short_flip(c)
         p_n = self.n_periods
         for q in self.curricula_of[c]:
             self.isolated += self._q_delta(q * p_n, p, k)
