@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Awaitable, Callable, Protocol
 
 from app.storage.store import RETRY_FIRST, RETRY_MAX, JobRecord, Store, StoreUnavailable
 from app.web.metrics import Metrics
@@ -53,8 +53,11 @@ class Slots(Protocol):
 
 
 class JobService:
-    def __init__(self, store: Store, hub: Publisher | None, metrics: Metrics, *, result_patience: float = RESULT_PATIENCE) -> None:
-        # hub None: another process's events reach this one's hub through the store (Redis; app/web/redis_follow.py)
+    def __init__(self, store: Store, hub: Publisher | None, metrics: Metrics, *, result_patience: float = RESULT_PATIENCE,
+                 count_active: Callable[[str], Awaitable[int]] | None = None) -> None:
+        # hub None: another process's events reach this one's hub through the store (Redis; app/web/redis_follow.py).
+        # count_active: the owner's active jobs counted in a store that other instances share.
+        self._count_active = count_active
         self.store, self.hub, self.metrics = store, hub, metrics
         self.result_patience = result_patience
         self.runner: Runner | None = None  # set once the runner, which needs this sink, exists
@@ -109,9 +112,9 @@ class JobService:
 
     async def active_jobs(self, owner: str) -> int:
         """The owner's queued and running jobs: counted here, or, when other instances submit
-        and workers end jobs (hub None), in the shared store."""
-        if self.hub is None:
-            return sum(1 for job in await self.store.unfinished_jobs() if job.owner == owner)
+        and workers end jobs, in the shared store."""
+        if self._count_active is not None:
+            return await self._count_active(owner)
         return sum(1 for o in self._active.values() if o == owner)
 
     async def submit(self, job: JobRecord, instance: Instance) -> None:

@@ -263,6 +263,17 @@ class RedisStore:
         jobs = await self._hashes([keys.job_key(i) for i in ids]) if limit > 0 else []
         return [self._unsaved.job(_job(h)) for h in jobs], total
 
+    async def active_jobs(self, owner: str) -> int:
+        """The owner's queued and running jobs, read without their instances (every submission asks)."""
+        async with self._reaching():
+            ids = await self._redis.zrange(keys.JOBS_UNFINISHED, 0, -1)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(keys.job_key(job_id), ["owner", "status", "last_seq"])
+                rows = await pipe.execute()
+        heads = [self._unsaved.head(JobHead(i, o, st, int(seq))) for i, (o, st, seq) in zip(ids, rows) if o is not None]
+        return sum(1 for h in heads if h.owner == owner and h.status in (QUEUED, RUNNING))
+
     async def unfinished_jobs(self) -> list[JobRecord]:
         async with self._reaching():
             ids = await self._redis.zrange(keys.JOBS_UNFINISHED, 0, -1)

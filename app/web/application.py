@@ -129,7 +129,7 @@ def _shared(app: web.Application, config: Config, connections: ConnectionStats, 
     hub = _hub(config, follower)
     follower.hub = hub
     metrics = Metrics(hub.stats, connections, follow_stats=follower.stats)
-    service = JobService(store, None, metrics)
+    service = JobService(store, None, metrics, count_active=store.active_jobs)
     queue, cancels = RedisQueue.from_url(url), RedisCancelSignals.from_url(url)
     worker = None
     if config.slots:

@@ -9,7 +9,7 @@ the worker keeps solving meanwhile.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Awaitable, Callable
 
 from app.storage.store import StaleWrite, Store, StoreUnavailable
 from saga.events import ProgressEvent
@@ -31,24 +31,19 @@ class StoreSink:
         self._lost = lost
 
     async def publish(self, event: ProgressEvent) -> None:
-        if self._lost(event.job_id):
-            return
-        try:
-            await self._store.append_event(event)
-        except StaleWrite:
-            log.warning("job %s: event %d of attempt %d refused: a newer attempt owns the job",
-                        event.job_id, event.seq, event.attempt)
-            self._stale(event.job_id)
-        except StoreUnavailable:
-            pass  # kept and retried by the store
+        await self._write(event.job_id, lambda: self._store.append_event(event),
+                          f"event {event.seq} of attempt {event.attempt}")
 
     async def save_result(self, outcome: JobOutcome) -> None:
-        if self._lost(outcome.job_id):
+        await self._write(outcome.job_id, lambda: self._store.save_result(outcome), f"result of attempt {outcome.attempt}")
+
+    async def _write(self, job_id: str, write: Callable[[], Awaitable[None]], what: str) -> None:
+        if self._lost(job_id):
             return
         try:
-            await self._store.save_result(outcome)
+            await write()
         except StaleWrite:
-            log.warning("job %s: result of attempt %d refused: a newer attempt owns the job", outcome.job_id, outcome.attempt)
-            self._stale(outcome.job_id)
+            log.warning("job %s: %s refused: a newer attempt owns the job", job_id, what)
+            self._stale(job_id)
         except StoreUnavailable:
             pass  # kept and retried by the store; the claim is acked only once it landed
