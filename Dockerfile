@@ -12,6 +12,9 @@ RUN pip install --no-cache-dir . && rm -rf /src
 
 RUN useradd --create-home --uid 10001 timetabler && mkdir /data && chown timetabler /data
 USER timetabler
+# The search kernel is compiled into the image, where the service's user finds it.
+ENV NUMBA_CACHE_DIR=/home/timetabler/.cache/numba
+RUN python -c "from solver.kernel import warm_up; warm_up()"
 WORKDIR /home/timetabler
 VOLUME ["/data"]
 EXPOSE 8080

@@ -11,10 +11,18 @@ import threading
 from dataclasses import dataclass
 
 from saga.child import GROUP_SIGNALS, ChildTask, readable_error, run_child
+from solver import kernel
 
 _SPAWN = multiprocessing.get_context("spawn")
 # Seconds a dead child may take to be reaped before its exit is described as "not answering".
 REAP_GRACE = 0.5
+
+
+def warm_solver() -> None:
+    """Compile the search kernel, or load it from its disk cache, in a process of its own:
+    on a fresh install the first job would otherwise spend half a minute of its time
+    budget compiling, deaf to a stop request."""
+    _SPAWN.Process(target=kernel.warm_up, name="kernel-warm-up", daemon=True).start()
 
 
 @dataclass(frozen=True)

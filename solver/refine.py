@@ -1,12 +1,15 @@
 """Local search whose choice of neighbourhood is learned while it runs.
 
-Simulated annealing over hard-feasible moves (move, swap, room change, Kempe chain and a
-CP-SAT window re-optimisation). Which operator runs next is an adaptive operator selection
-bandit: each operator's reward is the cost it removed per second of its own running time
-(an exponential moving average), and the operators get time shares proportional to it,
-with a floor so none starves. The temperature cools geometrically over the remaining
-time and is reheated from the best timetable when the search stalls. A best of cost 0
-ends the search at once: nothing can improve on it.
+Simulated annealing over hard-feasible moves, run by the compiled kernel
+(`solver.kernel`): a lecture to another period and room (swapping with the lecture there),
+a room change, all lectures of a course into one room, and a Kempe-chain exchange of two
+periods; between kernel batches, a CP-SAT re-optimisation of a window of the timetable.
+Which neighbourhood runs next is an adaptive operator selection bandit: each one's
+reward is the cost it removed per second of its own running time (an exponential moving
+average), and the neighbourhoods get time shares proportional to it, with a floor so none
+starves. The temperature cools geometrically over the remaining time and is reheated
+from the best timetable when the search stalls. A best of cost 0 ends the search at
+once: nothing can improve on it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from solver import kernel
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
-from solver.neighbourhoods import OPERATORS, Accept, Operator
 from solver.progress import SearchCallback, StopCheck, ignore_search, never_stop
 from solver.state import SearchState
 from solver.timetable import Timetable
@@ -100,38 +105,44 @@ class OperatorBandit:
 class Annealer:
     """Geometric cooling from T_START to T_END over a cycle; a stall starts a new, cooler cycle."""
 
-    def __init__(self, start: float, deadline: float, rng: random.Random) -> None:
-        self.rng, self.deadline = rng, deadline
+    def __init__(self, start: float, deadline: float) -> None:
+        self.deadline = deadline
         self.t0, self.cycle_start, self.temperature = T_START, start, T_START
         self.stall = max(2.0, STALL_FRACTION * (deadline - start))
 
-    def cool(self, now: float) -> None:
+    def at(self, now: float) -> float:
         span = max(self.deadline - self.cycle_start, 1e-6)
         frac = min((now - self.cycle_start) / span, 1.0)
-        self.temperature = self.t0 * (T_END / self.t0) ** frac
+        return self.t0 * (T_END / self.t0) ** frac
 
     def reheat(self, now: float) -> None:
-        self.t0 = max(self.temperature * 4, T_END * 2, self.t0 / 2)
+        self.t0 = max(self.at(now) * 4, T_END * 2, self.t0 / 2)
         self.cycle_start = now
-
-    def accept(self, d: int) -> bool:
-        return d <= 0 or self.rng.random() < math.exp(-d / self.temperature)
 
 
 class _Best:
-    def __init__(self, state: SearchState) -> None:
-        self.soft = state.soft
-        self.period, self.room = list(state.period), list(state.room)
-        self.when = time.monotonic()
-        self.fresh = True
+    """The best timetable of the search, as arrays the kernel keeps up to date."""
 
-    def offer(self, state: SearchState, now: float) -> None:
-        if state.soft < self.soft:
-            self.soft, self.period, self.room = state.soft, list(state.period), list(state.room)
-            self.when, self.fresh = now, True
+    def __init__(self, period: np.ndarray, room: np.ndarray, soft: int) -> None:
+        self.period, self.room = period.copy(), room.copy()
+        self.cost = np.array([soft], dtype=np.int64)
+        self.seen, self.when, self.fresh = soft, time.monotonic(), True
 
-    def timetable(self, state: SearchState) -> Timetable:
-        return Timetable(state.instance, tuple(self.period), tuple(self.room))
+    @property
+    def soft(self) -> int:
+        return int(self.cost[0])
+
+    def offer(self, period: np.ndarray, room: np.ndarray, soft: int) -> None:
+        if soft < self.soft:
+            self.period[:], self.room[:], self.cost[0] = period, room, soft
+
+    def note(self, now: float) -> None:
+        """Dates the improvements made to the arrays since the last call (the kernel's)."""
+        if self.soft < self.seen:
+            self.seen, self.when, self.fresh = self.soft, now, True
+
+    def timetable(self, timetable: Timetable) -> Timetable:
+        return kernel.timetable_of(timetable.instance, self.period, self.room)
 
 
 def refine(
@@ -149,19 +160,33 @@ def refine(
     deadline = start + time_limit
     rng = random.Random(seed)
     state = feasible_state(timetable, rng, deadline, should_stop)
-    search = LocalSearch(state, rng, start, deadline, workers, should_stop, on_iteration)
-    if state.hard == 0:
-        search.run()
-    found = search.best.timetable(state)
+    if state.hard:
+        return Refined(timetable, MoveStats())
+    search = LocalSearch(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
+    search.run()
+    found = search.best.timetable(timetable)
     return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, search.moves)
 
 
+# The kernel's neighbourhoods as the bandit's arms; "window" is CP-SAT, run here in Python.
+# Room moves only descend: their uphill steps, undone a moment later, would look like
+# progress to the bandit and buy little diversity.
+NEIGHBOURHOODS: tuple[tuple[str, int, bool], ...] = (  # name, kernel op, anneals
+    ("slot", kernel.SLOT, True),
+    ("room", kernel.ROOM, False),
+    ("course_rooms", kernel.COURSE_ROOMS, False),
+    ("kempe", kernel.KEMPE, True),
+)
+WINDOW = "window"
+COLD = 1e-9  # a temperature at which no uphill step passes
+
+
 class LocalSearch:
-    """Annealing over a feasible `SearchState`, operator choice by an `OperatorBandit`."""
+    """Annealing over a complete, hard-feasible timetable, neighbourhood by an `OperatorBandit`."""
 
     def __init__(
         self,
-        state: SearchState,
+        start_timetable: Timetable,
         rng: random.Random,
         start: float,
         deadline: float,
@@ -169,23 +194,21 @@ class LocalSearch:
         should_stop: StopCheck,
         on_iteration: SearchCallback,
     ) -> None:
-        self.state, self.rng, self.deadline, self.should_stop = state, rng, deadline, should_stop
+        self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
-        self.best = _Best(state)
-        self.annealer = Annealer(start, deadline, rng)
-        self.ops: list[tuple[str, Operator]] = list(OPERATORS.items())
-        self.ops.append(("window", self._window))
-        self.bandit = OperatorBandit([name for name, _ in self.ops], rng)
-        self.per_second = [1000.0] * len(self.ops)  # proposals per second, to size the batches
+        self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
+        kernel.seed(rng.randrange(2**31))
+        self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
+        self.annealer = Annealer(start, deadline)
+        self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + [WINDOW], rng)
+        self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
         self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
         self.moves = MoveStats()
 
-    def _window(self, state: SearchState, rng: random.Random, _accept: Accept) -> int | None:
-        budget = min(1.0, self.deadline - time.monotonic())
-        if budget < 0.2:
-            return None
-        return reoptimize_window(state, rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
+    @property
+    def soft(self) -> int:
+        return int(kernel.soft(self.dynamic[9]))
 
     def run(self) -> None:
         began = time.monotonic()
@@ -193,43 +216,60 @@ class LocalSearch:
             now = time.monotonic()
             if now >= self.deadline:
                 break
-            self._batch(self.bandit.choose())
+            i = self.bandit.choose()
+            if i < len(NEIGHBOURHOODS):
+                self._batch(i, now)
+            else:
+                self._window(i)
             now = time.monotonic()
-            self.best.offer(self.state, now)
-            self.annealer.cool(now)
+            self.best.note(now)
             if now - self.best.when > self.annealer.stall and now - self.annealer.cycle_start > self.annealer.stall:
                 self._reheat(now)
             self._report(now)
         self.moves.seconds += time.monotonic() - began
         self._report(float("inf"))
 
-    def _batch(self, i: int) -> None:
-        state, rng, op = self.state, self.rng, self.ops[i][1]
-        accept, best = self.annealer.accept, self.best
+    def _batch(self, i: int, now: float) -> None:
+        name, op, anneals = NEIGHBOURHOODS[i]
         n = max(1, int(self.per_second[i] * BATCH_SECONDS))
-        gained, accepted, t0 = 0, 0, time.monotonic()
-        for k in range(n):
-            d = op(state, rng, accept)
-            if d is not None:
-                accepted += 1
-                if d < 0:
-                    gained -= d
-                    if state.soft < best.soft:
-                        best.offer(state, t0)
-                        if best.soft == 0:  # nothing can improve on it
-                            n = k + 1
-                            break
+        t_from = self.annealer.at(now) if anneals else COLD
+        t_to = self.annealer.at(now + BATCH_SECONDS) if anneals else COLD
+        best = self.best
+        t0 = time.monotonic()
+        n, accepted, gained = kernel.anneal(self.static, self.dynamic, self.scratch, op, n, t_from, t_to,
+                                            best.period, best.room, best.cost)
         seconds = time.monotonic() - t0
         self.proposals += n
-        self.moves.count(self.ops[i][0], n, accepted, seconds)
+        self.moves.count(name, n, accepted, seconds)
         self.per_second[i] = n / max(seconds, 1e-6)
-        # Reward: the downhill steps the operator found per second. (The net change of the
-        # current cost favours the never-uphill CP-SAT window far too much under annealing;
-        # new bests are too rare to learn from.)
+        # Reward: the downhill steps the neighbourhood found per second. (The net change of
+        # the current cost favours the never-uphill ones far too much under annealing; new
+        # bests are too rare to learn from.)
         self.bandit.reward(i, gained, seconds)
 
+    def _window(self, i: int) -> None:
+        """CP-SAT re-optimises a window of the current timetable (between kernel batches)."""
+        t0 = time.monotonic()
+        budget = min(1.0, self.deadline - t0)
+        gained = 0
+        if budget >= 0.2:
+            state = SearchState(kernel.timetable_of(self.timetable.instance, self.dynamic[0], self.dynamic[1]))
+            d = reoptimize_window(state, self.rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
+            if d is not None:
+                gained = -d
+                self._load(state.to_timetable())
+        seconds = time.monotonic() - t0
+        self.proposals += 1
+        self.moves.count(WINDOW, 1, 1 if gained else 0, seconds)
+        self.bandit.reward(i, gained, seconds)
+
+    def _load(self, timetable: Timetable) -> None:
+        """The kernel's current timetable becomes `timetable` (its best is kept)."""
+        self.static, self.dynamic, self.scratch = kernel.build(timetable)
+        self.best.offer(self.dynamic[0], self.dynamic[1], self.soft)
+
     def _reheat(self, now: float) -> None:
-        self.state.reassign([(l, p, r) for l, (p, r) in enumerate(zip(self.best.period, self.best.room))])
+        self._load(self.best.timetable(self.timetable))
         self.annealer.reheat(now)
         self.best.when = now
 
@@ -239,9 +279,9 @@ class LocalSearch:
         began = time.monotonic()
         elapsed = max(began - self.start, 1e-3)
         total = max(self.proposals, int(self.proposals * (self.deadline - self.start) / elapsed))
-        best_tt = self.best.timetable(self.state) if self.best.fresh else None
+        best_tt = self.best.timetable(self.timetable) if self.best.fresh else None
         if best_tt is not None or self.reported is None:
-            self.reported = evaluate(self.best.timetable(self.state))
+            self.reported = evaluate(self.best.timetable(self.timetable))
         self.best.fresh = False
         self.on_iteration(min(self.proposals, total), total, self.reported, best_tt)
         # A report of a large timetable costs tens of milliseconds: space them so that

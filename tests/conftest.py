@@ -8,6 +8,7 @@ from typing import Iterator
 
 import pytest
 
+from solver import kernel
 from solver.ctt import parse_ctt
 from solver.model import Instance
 
@@ -66,6 +67,13 @@ def live_children() -> list[str]:
         if int(fields[1]) == os.getpid() and fields[0] != "Z" and "resource_tracker" not in cmdline:
             found.append(cmdline)
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernel() -> None:
+    """Compile the search kernel once, up front (a fresh clone has no disk cache): tests
+    with short budgets and stop deadlines must not pay for it in the middle."""
+    kernel.warm_up()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,6 +17,7 @@ from app.storage.redis_keys import secret_key
 from app.storage.datadir_lock import DataDirInUse, lock_data_dir
 from saga.events import FAILED
 from saga.jobs import Feasibility, JobSpec
+from saga.process import warm_solver
 from saga.reporter import shortfall
 from saga.runner import JobRunner
 from solver.check import ERROR, WARNING, check
@@ -57,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
               flush=True)
     elif config.admin_token is None:
         print(f"Admin token: see {config.data_dir / ADMIN_TOKEN_FILE}", flush=True)
+    warm_solver()
     with data_lock:
         serving.run(create_app(config, auth), config)  # web.run_app, plus the connection caps
     return 0
@@ -72,6 +74,7 @@ def _worker(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     if not config.redis:
         raise UserError("a worker needs --redis URL (or TIMETABLER_REDIS_URL): the queue it takes jobs from")
+    warm_solver()
     worker.run(config)
     return 0
 
