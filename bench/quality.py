@@ -7,7 +7,10 @@ per second (proposed: operator calls, including those dropped as infeasible befo
 cost change is computed; see solver.refine.MoveStats). Plain CP-SAT runs once per instance, with seed 0: its figures do not move
 with the pipeline's seeds (`--no-mono` leaves it out).
 
-    ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4
+The ablation (`--ablate 0-2`) runs the pipeline again without each search stage, the
+stage's time given to the next one, and prints the mean total of each variant.
+
+    ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4 --ablate 0-2
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ from solver.progress import CPSAT, GA, REFINEMENT
 MONO_SEED = 0
 
 
+# The ablation's variants: the stages each leaves out (its time goes to the next stage).
+VARIANTS: dict[str, frozenset[str]] = {
+    "full pipeline": frozenset(),
+    "without clustering + CP-SAT": frozenset({CPSAT}),
+    "without GA": frozenset({GA}),
+    "without refinement": frozenset({REFINEMENT}),
+}
+FULL = "full pipeline"
+
+
 @dataclass(frozen=True)
 class Run:
     instance: str
@@ -44,6 +57,7 @@ class Run:
     seconds: float
     proposed_per_second: float | None  # the refinement's moves; None when it did not run
     accepted_per_second: float | None
+    variant: str = FULL
 
 
 @dataclass(frozen=True)
@@ -68,10 +82,11 @@ def _load(path: str) -> Instance:
     return parse_ctt(Path(path).read_text(), source=path)
 
 
-def run_pipeline(path: str, time_limit: float, workers: int, seed: int) -> Run:
+def run_pipeline(path: str, time_limit: float, workers: int, seed: int, variant: str = FULL) -> Run:
     instance = _load(path)
     started = time.monotonic()
-    result = solve(instance, SolveOptions(time_limit=time_limit, seed=seed, workers=workers))
+    options = SolveOptions(time_limit=time_limit, seed=seed, workers=workers, skip=VARIANTS[variant])
+    result = solve(instance, options)
     seconds = time.monotonic() - started
     cost = evaluate(result.timetable)  # re-check: never trust the solver's own figure
     assert cost == result.cost, f"{path}: pipeline reported {result.cost}, evaluator says {cost}"
@@ -87,6 +102,7 @@ def run_pipeline(path: str, time_limit: float, workers: int, seed: int) -> Run:
         seconds,
         moves.proposed_per_second if moves and moves.seconds > 0 else None,
         moves.accepted_per_second if moves and moves.seconds > 0 else None,
+        variant,
     )
 
 
@@ -199,6 +215,26 @@ def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, 
     )
 
 
+def ablation_table(runs: list[Run], names: list[str]) -> str:
+    """Per variant, the mean soft cost per instance and of the total over the seeds every
+    variant ran, and the change against the full pipeline."""
+    seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in VARIANTS)))
+    mean: dict[tuple[str, str], float] = {}
+    for v in VARIANTS:
+        for n in names:
+            mean[v, n] = statistics.mean(r.soft for r in runs if r.variant == v and r.instance == n and r.seed in seeds)
+    lines = [
+        f"| variant (seeds {','.join(map(str, seeds))}) | " + " | ".join(names) + " | **mean total** | vs full |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    full_total = sum(mean[FULL, n] for n in names)
+    for v in VARIANTS:
+        total = sum(mean[v, n] for n in names)
+        change = "–" if v == FULL else f"{100 * (total - full_total) / full_total:+.1f} %"
+        lines.append(f"| {v} | " + " | ".join(f"{mean[v, n]:.1f}" for n in names) + f" | **{total:.1f}** | {change} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("instances", nargs="+", help=".ctt files")
@@ -208,6 +244,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="pipeline seeds: 0-4, 0,2,5 or a mix like 0-2,7 (default 0)")
     parser.add_argument("--no-mono", action="store_true", help="leave out plain CP-SAT (its figures do not move)")
     parser.add_argument("--jobs", type=int, default=1, help="solves at once (jobs × workers ≤ cores)")
+    parser.add_argument("--ablate", default="", metavar="SEEDS",
+                        help="also run the pipeline without each search stage, with these seeds (e.g. 0-2)")
     parser.add_argument(
         "--best-known",
         type=Path,
@@ -216,18 +254,27 @@ def main() -> None:
     args = parser.parse_args()
     try:
         seeds = parse_seeds([args.seeds])
+        ablated = parse_seeds([args.ablate]) if args.ablate else []
     except (ValueError, argparse.ArgumentTypeError) as e:
-        parser.error(f"--seeds: {e}")
+        parser.error(f"--seeds/--ablate: {e}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         pending = [pool.submit(run_pipeline, p, args.time, args.workers, s) for p in args.instances for s in seeds]
+        pending += [
+            pool.submit(run_pipeline, p, args.time, args.workers, s, v)
+            for v in VARIANTS for p in args.instances for s in ablated if v != FULL or s not in seeds
+        ]
         mono_pending = [] if args.no_mono else [pool.submit(run_mono, p, args.time, args.workers) for p in args.instances]
-        runs = [f.result() for f in pending]
+        everything = [f.result() for f in pending]
         monos = {m.instance: m for m in (f.result() for f in mono_pending)}
+    runs = [r for r in everything if r.variant == FULL]
     print(f"Measured {date.today()}: `{' '.join(['./dev bench quality', *sys.argv[1:]])}`\n")
     print(runs_table(runs, monos, known))
     print()
     print(summary_table(runs, monos, known))
+    if ablated:
+        print()
+        print(ablation_table(everything, sorted({r.instance for r in runs})))
 
 
 if __name__ == "__main__":

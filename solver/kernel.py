@@ -33,6 +33,9 @@ CAPACITY, MWD, ISOLATED, STABILITY = 0, 1, 2, 3
 # dims[]
 P_, R_, D_, PPD_, C_, L_ = 0, 1, 2, 3, 4, 5
 DROPPED = 1 << 40  # what a move returns when it is infeasible or refused
+# Chance that a lecture drawn where it costs nothing is put back for a second draw: moves
+# start more often where the cost is, and still anywhere.
+REDRAW = 0.5
 
 
 @njit(cache=True)
@@ -189,6 +192,29 @@ def _relocate(st, dy, l: int, p2: int, r2: int) -> None:
 
 
 @njit(cache=True)
+def _costs_nothing(st, dy, l: int) -> bool:
+    """Lecture `l` adds nothing to any soft component where it is."""
+    course_of, ptr, idx, penalty, min_days, dims = st[0], st[2], st[3], st[5], st[6], st[7]
+    period, room, cq, days_used, rooms_used = dy[0], dy[1], dy[4], dy[6], dy[8]
+    c, p = course_of[l], period[l]
+    if penalty[c, room[l]] > 0 or days_used[c] < min_days[c] or rooms_used[c] > 1:
+        return False
+    for k in range(ptr[c], ptr[c + 1]):
+        if _isolated_at(cq, idx[k], p, dims[P_], dims[PPD_]) > 0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _draw_lecture(st, dy) -> int:
+    n = st[7][L_]
+    l = np.random.randint(n)
+    if np.random.random() < REDRAW and _costs_nothing(st, dy, l):
+        l = np.random.randint(n)
+    return l
+
+
+@njit(cache=True)
 def _metropolis(d: int, temperature: float) -> bool:
     return d <= 0 or np.random.random() < np.exp(-d / temperature)
 
@@ -199,7 +225,7 @@ def _slot_move(st, dy, temperature: float) -> int:
     the lecture there otherwise. Returns the applied delta, or a huge value when dropped."""
     course_of, dims = st[0], st[7]
     period, room, slot = dy[0], dy[1], dy[2]
-    l = np.random.randint(dims[L_])
+    l = _draw_lecture(st, dy)
     p2, r2 = np.random.randint(dims[P_]), np.random.randint(dims[R_])
     c, p1, r1 = course_of[l], period[l], room[l]
     o = slot[p2, r2]
@@ -235,7 +261,7 @@ def _room_move(st, dy, temperature: float) -> int:
     """A random lecture to another room of its period, swapping with the occupant."""
     course_of, dims = st[0], st[7]
     period, room, slot = dy[0], dy[1], dy[2]
-    l = np.random.randint(dims[L_])
+    l = _draw_lecture(st, dy)
     r2 = np.random.randint(dims[R_])
     c, p, r1 = course_of[l], period[l], room[l]
     if r2 == r1:
@@ -287,7 +313,7 @@ def _course_rooms(st, dy, temperature: float, buf) -> int:
     the occupants of that room (the room-stability move)."""
     course_of, first, dims = st[0], st[8], st[7]
     period, room, slot, rooms_used = dy[0], dy[1], dy[2], dy[8]
-    l = np.random.randint(dims[L_])
+    l = _draw_lecture(st, dy)
     c = course_of[l]
     if rooms_used[c] < 2:
         return DROPPED
@@ -317,7 +343,7 @@ def _kempe(st, dy, temperature: float, buf) -> int:
     course_of, unavailable, dims, conflict = st[0], st[4], st[7], st[9]
     period, slot = dy[0], dy[2]
     n_r = dims[R_]
-    l = np.random.randint(dims[L_])
+    l = _draw_lecture(st, dy)
     p1, p2 = period[l], np.random.randint(dims[P_])
     if p1 == p2:
         return DROPPED

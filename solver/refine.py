@@ -7,9 +7,9 @@ periods; between kernel batches, a CP-SAT re-optimisation of a window of the tim
 Which neighbourhood runs next is an adaptive operator selection bandit: each one's
 reward is the cost it removed per second of its own running time (an exponential moving
 average), and the neighbourhoods get time shares proportional to it, with a floor so none
-starves. The temperature cools geometrically over the remaining time and is reheated
-from the best timetable when the search stalls. A best of cost 0 ends the search at
-once: nothing can improve on it.
+starves. The temperature cools geometrically over a cycle whose length grows with the
+instance; at the end of a cycle, or when the search stalls, a new and cooler one starts
+from the best timetable. A best of cost 0 ends the search at once: nothing can improve on it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,14 @@ from solver.window import reoptimize_window
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
 REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
-T_START, T_END = 2.0, 0.15
+T_START, T_END = 4.0, 0.2
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
+# A cooling cycle lasts this long per lecture (at least MIN_CYCLE): long enough for the
+# annealing to settle at the ITC sizes, short enough that an easy instance is not kept
+# hot for its whole budget.
+CYCLE_PER_LECTURE = 0.15
+MIN_CYCLE = 1.0
 
 
 @dataclass
@@ -102,21 +107,38 @@ class OperatorBandit:
         self.seconds[i] += self.decay * (seconds - self.seconds[i])
 
 
-class Annealer:
-    """Geometric cooling from T_START to T_END over a cycle; a stall starts a new, cooler cycle."""
+@dataclass(frozen=True)
+class Schedule:
+    """Temperatures of the annealing: from `start` to `end`, geometrically, over the time given."""
 
-    def __init__(self, start: float, deadline: float) -> None:
-        self.deadline = deadline
-        self.t0, self.cycle_start, self.temperature = T_START, start, T_START
+    start: float = T_START
+    end: float = T_END
+
+
+class Annealer:
+    """Geometric cooling over a cycle of `cycle` seconds (or to the deadline); the end of a
+    cycle or a stall starts a new, cooler one."""
+
+    def __init__(self, start: float, deadline: float, schedule: Schedule, cycle: float) -> None:
+        self.deadline, self.end, self.cycle = deadline, schedule.end, cycle
+        self.t0, self.cycle_start = schedule.start, start
         self.stall = max(2.0, STALL_FRACTION * (deadline - start))
 
+    @property
+    def span(self) -> float:
+        return max(min(self.cycle, self.deadline - self.cycle_start), 1e-6)
+
     def at(self, now: float) -> float:
-        span = max(self.deadline - self.cycle_start, 1e-6)
-        frac = min((now - self.cycle_start) / span, 1.0)
-        return self.t0 * (T_END / self.t0) ** frac
+        frac = min((now - self.cycle_start) / self.span, 1.0)
+        return self.t0 * (self.end / self.t0) ** frac
+
+    def over(self, now: float, best_since: float) -> bool:
+        """The cycle is cold, or the best has not moved for a stall's time."""
+        in_cycle = now - self.cycle_start
+        return in_cycle >= self.span or (now - best_since > self.stall and in_cycle > self.stall)
 
     def reheat(self, now: float) -> None:
-        self.t0 = max(self.at(now) * 4, T_END * 2, self.t0 / 2)
+        self.t0 = max(self.at(now) * 4, self.end * 2, self.t0 / 2)
         self.cycle_start = now
 
 
@@ -193,14 +215,17 @@ class LocalSearch:
         workers: int,
         should_stop: StopCheck,
         on_iteration: SearchCallback,
+        schedule: Schedule = Schedule(),
+        window: bool = True,
     ) -> None:
         self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
         self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
         kernel.seed(rng.randrange(2**31))
         self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
-        self.annealer = Annealer(start, deadline)
-        self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + [WINDOW], rng)
+        cycle = max(MIN_CYCLE, CYCLE_PER_LECTURE * len(start_timetable.period))
+        self.annealer = Annealer(start, deadline, schedule, cycle)
+        self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + ([WINDOW] if window else []), rng)
         self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
         self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
@@ -223,7 +248,7 @@ class LocalSearch:
                 self._window(i)
             now = time.monotonic()
             self.best.note(now)
-            if now - self.best.when > self.annealer.stall and now - self.annealer.cycle_start > self.annealer.stall:
+            if self.annealer.over(now, self.best.when):
                 self._reheat(now)
             self._report(now)
         self.moves.seconds += time.monotonic() - began

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import pytest
 
 from solver import pipeline
+from solver.construct import feasible_state
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.generate import generate
 from solver.pipeline import SolveOptions, solve
 from solver.progress import CPSAT, GA, REFINEMENT, STAGES, Progress, cpsat_step
+from solver.timetable import Timetable
 from tests.conftest import CTT_DIR
 
 
@@ -113,3 +116,19 @@ def test_refinement_moves_come_back_with_the_result() -> None:
     result = solve(generate(courses=12, rooms=3, curricula=4, seed=3), SolveOptions(time_limit=3.0, seed=1))
     moves = result.moves
     assert moves is not None and 0 < moves.accepted <= moves.proposed and moves.seconds > 0
+
+
+@pytest.mark.parametrize("left_out", [CPSAT, GA, REFINEMENT])
+def test_a_left_out_stage_hands_its_input_on(left_out: str) -> None:
+    """The ablation bench's variants: a stage in `skip` changes nothing and costs no time."""
+    instance = generate(courses=12, rooms=3, curricula=4, seed=3)
+    result = solve(instance, SolveOptions(time_limit=2.0, seed=1, skip=frozenset({left_out})))
+    costs = result.stage_costs
+    assert result.cost.hard == 0 and result.seconds < 3.0
+    if left_out == CPSAT:  # the construction's timetable, untouched by CP-SAT
+        constructed = feasible_state(Timetable.empty(instance), random.Random(1), time.monotonic() + 5, lambda: False)
+        assert costs[CPSAT] == constructed.cost()
+    if left_out == GA:
+        assert costs[GA] == costs[CPSAT]
+    if left_out == REFINEMENT:
+        assert costs[REFINEMENT] == costs[GA] and result.moves is not None and result.moves.proposed == 0
