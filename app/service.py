@@ -1,7 +1,9 @@
 """Jobs as the web edge runs them: stored, handed to the saga runner, followed to the end.
 
-`JobService` is the runner's EventSink (store first, then the hub, so a subscriber
-who re-reads the log never misses what it was told) and its ResultSink.
+`JobService` is the runner's EventSink (the hub fans the event out, then the store writes it,
+so the live streams do not wait for the write; the hub covers the moment in between for
+streams that subscribe then, so a subscriber who re-reads the log never misses an event;
+a shutdown still lets the write land) and its ResultSink.
 
 A store that refuses writes (disk full, locked) never leaves a job running for ever: the
 store keeps what it could not write in memory and retries it (readers see it meanwhile),
@@ -31,7 +33,9 @@ RESULT_PATIENCE = 60.0
 
 
 class Publisher(Protocol):
-    def publish(self, event: ProgressEvent) -> None: ...
+    def publish(self, event: ProgressEvent, *, storing: bool = False) -> None: ...
+
+    def stored(self, event: ProgressEvent) -> None: ...
 
 
 class Runner(Protocol):
@@ -64,15 +68,23 @@ class JobService:
         self._active: dict[str, str] = {}  # job id -> owner, for queued and running jobs
 
     async def publish(self, event: ProgressEvent) -> None:
+        # The fan-out first, then the store write: the live streams do not wait for the write.
+        # (Started together, the store's writer thread would take the fan-out's core and GIL
+        # turns, for no gain on this 2-core machine.) Until the write lands, the hub hands the
+        # event to streams that subscribe, whose replay of the log cannot have it yet.
+        if self.hub is not None:
+            self.hub.publish(event, storing=True)
+        writing = asyncio.ensure_future(self.store.append_event(event))
         try:
-            await self.store.append_event(event)
+            await asyncio.shield(writing)  # cancelled (shutdown), the write still lands: streams were told
         except StoreUnavailable:
             pass  # kept in memory and retried by the store, which logs it; readers see it already
+        finally:
+            if self.hub is not None:
+                self.hub.stored(event)
         if event.terminal:
             self._active.pop(event.job_id, None)
         self.metrics.observe(event)
-        if self.hub is not None:
-            self.hub.publish(event)
 
     async def save_result(self, outcome: JobOutcome) -> None:
         """Store the outcome; while the store refuses, retry with backoff for up to

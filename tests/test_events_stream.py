@@ -133,6 +133,34 @@ async def test_seam_between_replay_and_live_has_no_gap_and_no_duplicate(make_env
     assert env.hub.stats.events_coalesced == 0
 
 
+async def test_a_stream_that_connects_while_an_event_is_being_stored_gets_it_once(make_env: MakeEnv) -> None:
+    """The producer publishes to the hub before the store write lands: a stream whose replay
+    reads the log in between gets the event from the hub, neither lost nor twice."""
+    env = await make_env()
+    job = await env.new_job("j9")
+    await env.emit(job, 1)
+    gate = asyncio.Event()
+    append = env.store.append_event
+
+    async def slow_append(event: ProgressEvent) -> None:
+        if event.seq == 2:
+            await gate.wait()  # the store is still writing event 2
+        await append(event)
+
+    env.store.append_event = slow_append  # type: ignore[method-assign]
+    emitting = asyncio.create_task(env.emit(job, 2))
+    await eventually(lambda: env.hub.stats.events_published == 2, "event 2 published")
+    raw = await RawStream.open(env, job)
+    await raw.read_head()
+    await raw.until(lambda b: b.id == "1")
+    gate.set()
+    await asyncio.wait_for(emitting, WAIT)
+    await env.emit(job, 3, COMPLETED)
+    blocks = await raw.until(named("done"))
+    assert [b.id for b in blocks if b.event == "progress"] == ["2", "3"]
+    raw.close()
+
+
 async def test_query_parameter_resumes_a_first_connect_and_garbage_means_from_start(make_env: MakeEnv) -> None:
     env = await make_env()
     job = await env.new_job("j4")

@@ -156,6 +156,32 @@ async def test_frames_that_come_during_the_replay_follow_it_without_gap_or_dupli
     theirs.close()
 
 
+async def test_an_event_not_yet_stored_reaches_streams_that_subscribe_meanwhile_once(sockets: Sockets) -> None:
+    hub = Hub()
+    event = progress_event("j", 1)
+    hub.publish(event, storing=True)  # nobody watches yet; the producer stores it next
+    missed_it, had_it = hub.subscribe("j"), hub.subscribe("j")
+    had_it.last_seq = 1  # its replay of the log found the event already stored
+    hub.stored(event)
+    late = hub.subscribe("j")  # from here on the log has it: the hub hands it over no more
+    late.last_seq = 1
+    clients = []
+    for subscription in (missed_it, had_it, late):
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
+        sockets.transports.append(transport)
+        clients.append(Client(theirs))
+        sockets.clients.append(clients[-1])
+        subscription.go_live(transport, chunked=False)
+    hub.publish(progress_event("j", 2))
+    for client in clients:
+        await arrived(client, lambda ids: 2 in ids, "the next live event")
+    assert [client.ids() for client in clients] == [[1, 2], [2], [2]], "no gap and no duplicate"
+    assert hub.stats.frames_encoded == 2, "the stored-meanwhile event was encoded once too"
+    hub.close()
+
+
 async def test_large_audiences_get_paced_progress_but_every_boundary_and_the_end(sockets: Sockets) -> None:
     hub = Hub(deliveries_per_second=4)  # one subscriber: a turn every 0.25 s
     sub, client = await sockets.live(hub, "j")

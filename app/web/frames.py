@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from app.web import sse
 from app.web.links import links
-from saga.events import TERMINAL, ProgressEvent
+from saga.events import ProgressEvent
 
 
 def chunk(block: bytes) -> bytes:
@@ -28,17 +28,14 @@ def ping(chunked: bool) -> bytes:
     return _PING_CHUNK if chunked else _PING
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
     seq: int
     status: str
     stage: str | None
     block: bytes  # the event, then `done` when terminal
     chunked: bytes  # the same, as one HTTP/1.1 chunk
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
+    terminal: bool  # a field, not a property: read once per subscriber in the fan-out
 
     def wire(self, chunked: bool) -> bytes:
         return self.chunked if chunked else self.block
@@ -49,7 +46,7 @@ def frame(event: ProgressEvent) -> Frame:
     block = event_block(event.seq, event.to_json())
     if event.terminal:
         block += done_block(event)
-    return Frame(event.seq, event.status, event.stage, block, chunk(block))
+    return Frame(event.seq, event.status, event.stage, block, chunk(block), event.terminal)
 
 
 def event_block(seq: int, data: str, name: str = "progress") -> bytes:

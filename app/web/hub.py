@@ -12,6 +12,11 @@ events are paced further apart: one that comes before its job's turn is held, an
 event after the turn goes out at once (so what is sent is fresh); a held event goes out on
 its own only if the producer stays quiet. A change of stage or status and the terminal
 event always go out at once.
+
+The producer publishes an event before it stores it (`publish(event, storing=True)`, then
+`stored(event)`), so the store write does not delay the live streams. Until it is stored, a
+stream that subscribes cannot find the event in the log it replays, so the hub hands it the
+event itself; the stream drops whatever its replay already had, by seq.
 """
 
 from __future__ import annotations
@@ -74,6 +79,14 @@ class _Pace:
     timer: asyncio.TimerHandle | None = None
 
 
+@dataclass
+class _Storing:
+    """A job's event published but not yet in the store, and its frame once encoded."""
+
+    event: ProgressEvent
+    encoded: Frame | None = None
+
+
 class Hub:
     """Routes each published event to the subscriptions of its job.
 
@@ -114,6 +127,7 @@ class Hub:
         self._watcher = watcher  # None: the events are published in this process
         self._by_user: Counter[str] = Counter()
         self._jobs: dict[str, _Pace] = {}
+        self._storing: dict[str, list[_Storing]] = {}  # job id -> its events being stored, oldest first
         self._count = 0
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -130,9 +144,13 @@ class Hub:
         """Open subscriptions of `user`."""
         return self._by_user[user]
 
-    def publish(self, event: ProgressEvent) -> None:
-        """Hand `event` to every subscriber of its job, now or at its turn; never blocks."""
+    def publish(self, event: ProgressEvent, *, storing: bool = False) -> None:
+        """Hand `event` to every subscriber of its job, now or at its turn; never blocks.
+        `storing`: the caller stores the event next and then calls `stored`; until then the
+        hub gives it to new subscribers, whose replay of the log cannot have it."""
         self.stats.events_published += 1
+        if storing:
+            self._storing.setdefault(event.job_id, []).append(_Storing(event))
         pace = self._jobs.get(event.job_id)
         if pace is None:
             return
@@ -150,6 +168,14 @@ class Hub:
         pace.waiting = event
         if pace.timer is None:
             pace.timer = loop.call_at(turn + spacing, self._on_turn, event.job_id)
+
+    def stored(self, event: ProgressEvent) -> None:
+        """`event`, published with `storing=True`, is in the store now (or will never be):
+        a replay of the log shows it from here on."""
+        storing = self._storing.get(event.job_id, [])
+        storing[:] = [entry for entry in storing if entry.event is not event]
+        if not storing:
+            self._storing.pop(event.job_id, None)
 
     def subscribe(self, job_id: str, user: str | None = None, after_seq: int = 0) -> Subscription:
         """A new subscription of `user` (None: not counted per user); already
@@ -172,6 +198,9 @@ class Hub:
                     self._watcher.watch(job_id, after_seq)
             self._jobs[job_id].subscribers.add(subscription)
             self._count += 1
+            # Published before it came, these may be stored only after its replay read the log.
+            for storing in self._storing.get(job_id, ()):
+                subscription.deliver(self._encode(storing.event))
             if user is not None:
                 self._by_user[user] += 1
             if self._sweeper is None:
@@ -211,10 +240,28 @@ class Hub:
             pace.timer = None
         pace.sent_at = asyncio.get_running_loop().time()
         pace.stage = (event.status, event.stage)
-        encoded: Frame = frame(event)
-        self.stats.frames_encoded += 1
+        encoded = self._encode(event)
         for subscription in tuple(pace.subscribers):
             subscription.deliver(encoded)
+
+    def _encode(self, event: ProgressEvent) -> Frame:
+        """The event's one frame: encoded once, also when new subscribers take it while it is stored."""
+        storing = self._find_storing(event)
+        if storing is None:
+            return self._new_frame(event)
+        if storing.encoded is None:
+            storing.encoded = self._new_frame(event)
+        return storing.encoded
+
+    def _new_frame(self, event: ProgressEvent) -> Frame:
+        self.stats.frames_encoded += 1
+        return frame(event)
+
+    def _find_storing(self, event: ProgressEvent) -> _Storing | None:
+        for storing in self._storing.get(event.job_id, ()):
+            if storing.event is event:
+                return storing
+        return None
 
     def _on_turn(self, job_id: str) -> None:
         pace = self._jobs.get(job_id)
