@@ -18,6 +18,7 @@ it, so the connection closes at once instead of after ten more seconds.
 from __future__ import annotations
 
 import asyncio
+from typing import Awaitable
 
 from aiohttp import web
 
@@ -74,7 +75,15 @@ class BodyDeadline:
 
 
 @web.middleware
-async def body_limits_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+def body_limits_middleware(request: web.Request, handler: web.Handler) -> Awaitable[web.StreamResponse]:
+    """A request without a body goes straight to its handler: this plain function returns the
+    handler's awaitable (aiohttp awaits it), so no frame of it stays while an event stream is open."""
+    if request.content_length is None and not request.body_exists:
+        return handler(request)
+    return _limit_body(request, handler)
+
+
+async def _limit_body(request: web.Request, handler: web.Handler) -> web.StreamResponse:
     config = request.app[CONFIG]
     length = request.content_length
     if length is not None and length > config.max_body:

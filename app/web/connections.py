@@ -93,6 +93,8 @@ def _client(transport: asyncio.BaseTransport) -> str:
 class GuardedConnection(asyncio.Protocol):
     """One accepted socket: refused at once, or handed to aiohttp's protocol for its whole life."""
 
+    __slots__ = ("_guard", "_make_handler", "_inner", "_client", "_linger")  # one per open connection: no dict each
+
     def __init__(self, guard: ConnectionGuard, make_handler: Callable[[], asyncio.Protocol]) -> None:
         self._guard = guard
         self._make_handler = make_handler

@@ -6,6 +6,8 @@ including error bodies and SSE streams whose headers go out before the handler e
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from aiohttp import web
 
 from app.web.keys import CONFIG
@@ -21,15 +23,22 @@ def _allowed(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def preflight_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
-    """Answer preflight requests from allowed origins before routing (routes have no OPTIONS)."""
+def preflight_middleware(request: web.Request, handler: web.Handler) -> Awaitable[web.StreamResponse]:
+    """Answer preflight requests from allowed origins before routing (routes have no OPTIONS).
+
+    A plain function returning the handler's awaitable (aiohttp awaits what a middleware
+    returns): nothing of it stays on the stack while an event stream is open for hours."""
     if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method") and _allowed(request):
-        return web.Response(status=204, headers={
-            "Access-Control-Allow-Methods": ALLOW_METHODS,
-            "Access-Control-Allow-Headers": ALLOW_HEADERS,
-            "Access-Control-Max-Age": MAX_AGE,
-        })
-    return await handler(request)
+        return _preflight()
+    return handler(request)
+
+
+async def _preflight() -> web.StreamResponse:
+    return web.Response(status=204, headers={
+        "Access-Control-Allow-Methods": ALLOW_METHODS,
+        "Access-Control-Allow-Headers": ALLOW_HEADERS,
+        "Access-Control-Max-Age": MAX_AGE,
+    })
 
 
 async def add_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -92,7 +92,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         hub.stats.open_connections += 1
         try:
-            await _serve(request, response, hub, subscription, head, chunked)
+            if await _replay(request, response, hub, subscription, head, chunked):
+                # Live: the hub writes to the socket. Waiting here, not in _replay, frees the replay's
+                # bytes and frame; dropping the head frees its row: the stream may stay open for hours.
+                head = None
+                await subscription.ended
         except ConnectionResetError:  # includes aiohttp's ClientConnectionResetError: the client left
             pass
         finally:
@@ -100,13 +104,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _serve(
+async def _replay(
     request: web.Request, response: web.StreamResponse, hub: Hub, subscription: Subscription,
     head: JobHead | None, chunked: bool,
-) -> None:
+) -> bool:
+    """Write the greeting and what the client missed; True when the stream goes live."""
     if head is None or subscription.closed:
         await response.write(sse.retry(RETRY_MS))
-        return
+        return False
     # An id beyond the job's last one cannot be genuine; it must not mute the stream.
     after = min(resume_after(request), head.last_seq)
     # Through aiohttp's writer, which sends the headers first; live frames go to the socket after.
@@ -116,15 +121,15 @@ async def _serve(
         blocks, subscription.last_seq, ended = await missed(request.app[STORE], head, after)
     except Exception:  # store outage mid-replay: end; the reconnect resumes from where it was
         log.exception("event stream of job %s: replay failed", head.id)
-        return
+        return False
     if blocks and not await _write_replay(request, response, hub, b"".join(blocks)):
-        return
+        return False
     hub.stats.events_sent += len(blocks)
     transport = request.transport
     if ended or transport is None:
-        return
+        return False
     subscription.go_live(transport, chunked)
-    await subscription.ended
+    return True
 
 
 async def _write_replay(request: web.Request, response: web.StreamResponse, hub: Hub, data: bytes) -> bool:
