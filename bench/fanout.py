@@ -189,7 +189,7 @@ def main() -> None:
         span = events[-1]["updated_at"] - events[0]["updated_at"]
         print(f"Recorded: the small sample solved for {args.record_seconds:g} s by a real `timetabler serve`: "
               f"{len(events)} events over {span:.1f} s, replayed at that pace through JobService.publish "
-              f"(store, then hub). Web process on core {SERVER_CORE}, client on core {CLIENT_CORE}, "
+              f"(the hub, then the store). Web process on core {SERVER_CORE}, client on core {CLIENT_CORE}, "
               "no solver child while measuring.\n")
         results = [(s, measure(s, recording, len(events) - 1, workdir)) for s in scenarios]
     print(HEADER)

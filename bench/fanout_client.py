@@ -1,9 +1,12 @@
 """The subscribers `bench/fanout.py` opens: N raw SSE connections from one process.
 
 Plain non-blocking sockets on one epoll (no asyncio, no HTTP library), so that the
-client costs as little as a client can: per received block it notes the event's id and
-the receive time; the JSON is read once per event (for its `updated_at`), not once per
-subscriber. It keeps at most `--batch` connects in flight, starts the replays with
+client costs as little as a client can. A read's receive time is when epoll reported its
+socket readable (the bytes were there by then), not when the loop got round to it, so
+the client's own work on the sockets before it is not counted as latency. Once a
+subscriber is connected its reads are only kept, with that time, and parsed after the
+run: the event's id per block, the JSON once per event (for its `updated_at`), not once
+per subscriber. It keeps at most `--batch` connects in flight, starts the replays with
 `POST /api/bench/start` once all are connected, reads until every subscriber has its `done`
 (or `--timeout`), and prints two JSON lines on stdout: one when all are connected (just
 before the start), one with the summary at the end.
@@ -34,7 +37,9 @@ class Subscriber:
     connected: float | None = None
     done: bool = False
     events: int = 0
-    tail: bytes = b""
+    tail: bytes = b""  # a partial block, for the next read
+    reads: list[tuple[float, bytes]] = field(default_factory=list)  # (epoll time, bytes), parsed after the run
+    end: bytes = b""  # the last few bytes read, to find a `done` split between two reads
 
 
 @dataclass
@@ -74,6 +79,25 @@ def feed(sub: Subscriber, data: bytes, now: float, tally: Tally) -> None:
                 tally.updated_at[key] = float(found[1])
         times.append(now)
         sub.events += 1
+
+
+DONE = b"event: done\n"
+
+
+def keep(sub: Subscriber, data: bytes, polled: float) -> None:
+    """Keep a live read for `parse`; note `done` at once, as it ends the subscriber."""
+    sub.reads.append((polled, data))
+    if DONE in sub.end + data:
+        sub.done = True
+    sub.end = data[-len(DONE):]
+
+
+def parse(subs: list[Subscriber], tally: Tally) -> None:
+    """Every kept read, in order, as `feed` would have seen it live."""
+    for sub in subs:
+        for polled, data in sub.reads:
+            feed(sub, data, polled, tally)
+        sub.reads = []
 
 
 def start_replays(port: int, token: str) -> None:
@@ -123,16 +147,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             started_at = time.time()
         if not by_fd and not plan:
             break
-        for fd, _ in poller.poll(1.0):
+        ready = poller.poll(1.0)
+        polled = time.time()
+        for fd, _ in ready:
             sub = by_fd[fd]
             try:
                 n = sub.sock.recv_into(buffer)
             except ConnectionError:
                 n = 0
-            now = time.time()
-            if n:
-                feed(sub, bytes(view[:n]), now, tally)
-                if sub.connected is not None and connecting:
+            if n and sub.connected is not None:
+                keep(sub, bytes(view[:n]), polled)
+            elif n:
+                feed(sub, bytes(view[:n]), polled, tally)
+                if sub.connected is not None:
                     connecting.discard(sub)
             if not n or sub.done:
                 if not n and not sub.done:
@@ -143,6 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 del by_fd[fd]
                 sub.sock.close()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    parse(subs, tally)
     connect_times = sorted(s.connected - s.opened for s in subs if s.connected is not None)
     latencies: list[float] = []
     spreads: list[float] = []

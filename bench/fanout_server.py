@@ -3,7 +3,7 @@ serves it, with one thing swapped and one route added.
 
 - Jobs are not solved here: a job's producer replays a real job's recorded events at
   their original pace, through the same path as a solve's events (`JobService.publish`:
-  the store, then the hub), so this small machine's cores stay with the web process and
+  the hub, then the store), so this small machine's cores stay with the web process and
   the client. Replays begin on `POST /api/bench/start`, once every subscriber is connected.
 - `GET /api/bench/poll/{id}` is the baseline, the seeds' design (seeds 000 and 004): an SSE
   endpoint that reads the job's state every 500 ms and writes it when it changed.
