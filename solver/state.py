@@ -3,9 +3,9 @@
 The state mirrors the official validator: it keeps the table `tt[course][period] = room`
 (a "cell" per course and period, whose room is that of the lowest-numbered lecture of the
 course placed there) and every counter the eight cost components depend on. Raw
-`place`/`unplace`/`move`/`swap` accept anything, feasible or not, and keep `cost()` equal to
-`evaluate(to_timetable())`. The `*_delta` methods are the fast path of the search: plain
-Python ints and lists, O(curricula of the course), valid for hard-feasible moves.
+`place`/`unplace`/`move` accept anything, feasible or not, and keep `cost()` equal to
+`evaluate(to_timetable())`. The construction, the CP-SAT window and the GA's crossover
+work on it; the annealing itself runs on the compiled kernel's arrays (`solver.kernel`).
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ class SearchState:
         first = ix.first_lecture.tolist()
         self.lectures_of = [range(first[c], first[c + 1]) for c in range(c_n)]
         self.partners: list[list[int]] = [np.flatnonzero(row).tolist() for row in ix.conflict]
-        self.conflicting: list[frozenset[int]] = [frozenset(ps) for ps in self.partners]
         self.unavailable: list[bool] = ix.unavailable.ravel().tolist()  # [c * P + p]
         self.penalty: list[int] = ix.capacity_penalty.ravel().tolist()  # [c * R + r]
         self.curricula_of: list[tuple[int, ...]] = list(ix.curricula_of)
         self.required: list[int] = ix.lectures.tolist()
-        self.students: list[int] = ix.students.tolist()
         self.min_days: list[int] = ix.min_days.tolist()
         self.day_of = [p // ix.periods_per_day for p in range(p_n)]
         self._setup_compactness(ix.periods_per_day)
@@ -139,7 +137,7 @@ class SearchState:
             d += after - before
         return d
 
-    # ----- fast deltas (soft cost, hard-feasible moves) ------------------------------
+    # ----- feasibility ----------------------------------------------------------
 
     def can_move(self, l: int, p: int, r: int) -> bool:
         """Moving placed lecture `l` to (`p`, `r`) keeps hard violations at zero."""
@@ -149,101 +147,6 @@ class SearchState:
             return True
         i = self.course_of[l] * self.n_periods + p
         return not (self.cp[i] or self.conf[i] or self.unavailable[i])
-
-    def can_swap(self, l1: int, l2: int) -> bool:
-        """Exchanging the slots of placed lectures `l1`, `l2` keeps hard violations at zero."""
-        c1, c2 = self.course_of[l1], self.course_of[l2]
-        if c1 == c2:
-            return False
-        p1, p2, p_n = self.period[l1], self.period[l2], self.n_periods
-        if p1 == p2:
-            return True
-        i1, i2 = c1 * p_n + p2, c2 * p_n + p1
-        mutual = 1 if c2 in self.conflicting[c1] else 0
-        cp, un, conf = self.cp, self.unavailable, self.conf
-        return not (cp[i1] or cp[i2] or un[i1] or un[i2] or conf[i1] - mutual or conf[i2] - mutual)
-
-    def place_delta(self, l: int, p: int, r: int) -> int:
-        """Soft change of placing unplaced `l` at (`p`, `r`), its course not yet in `p`."""
-        c = self.course_of[l]
-        d = self.penalty[c * self.n_rooms + r]
-        if self.cr[c * self.n_rooms + r] == 0 and self.rooms_used[c] > 0:
-            d += 1
-        if self.cd[c * self.n_days + self.day_of[p]] == 0 and self.days_used[c] < self.min_days[c]:
-            d -= _MWD
-        p_n = self.n_periods
-        return d + _CC * sum(self._q_delta(q * p_n, p, 1) for q in self.curricula_of[c])
-
-    def move_delta(self, l: int, p: int, r: int) -> int:
-        """Soft change of moving placed `l` to (`p`, `r`); exact for any move `can_move` allows."""
-        c, p1, r1 = self.course_of[l], self.period[l], self.room[l]
-        p_n, r_n = self.n_periods, self.n_rooms
-        if p1 == UNPLACED or self.cp[c * p_n + p1] != 1 or (p != p1 and self.cp[c * p_n + p]):
-            return self._applied_delta(((l, p, r),))
-        d = 0
-        if r != r1:
-            cr, base = self.cr, c * r_n
-            d = self.penalty[base + r] - self.penalty[base + r1]
-            u = self.rooms_used[c]
-            nu = u - (cr[base + r1] == 1) + (cr[base + r] == 0)
-            d += max(nu - 1, 0) - max(u - 1, 0)
-        if p == p1:
-            return d
-        d1, d2 = self.day_of[p1], self.day_of[p]
-        if d1 != d2:
-            cd, base = self.cd, c * self.n_days
-            u = self.days_used[c]
-            nu = u - (cd[base + d1] == 1) + (cd[base + d2] == 0)
-            m = self.min_days[c]
-            d += _MWD * (max(m - nu, 0) - max(m - u, 0))
-        cq, qd = self.cq, self._q_delta
-        for q in self.curricula_of[c]:
-            base = q * p_n
-            x = qd(base, p1, -1)
-            cq[base + p1] -= 1
-            x += qd(base, p, 1)
-            cq[base + p1] += 1
-            d += _CC * x
-        return d
-
-    def swap_delta(self, l1: int, l2: int) -> int:
-        """Soft change of exchanging the slots of `l1` and `l2` (exact for swaps `can_swap` allows)."""
-        (p1, r1), (p2, r2) = (self.period[l1], self.room[l1]), (self.period[l2], self.room[l2])
-        c1, c2, cp, p_n = self.course_of[l1], self.course_of[l2], self.cp, self.n_periods
-        simple = p1 >= 0 and p2 >= 0 and c1 != c2 and cp[c1 * p_n + p1] == 1 and cp[c2 * p_n + p2] == 1
-        if not simple or (p1 != p2 and (cp[c1 * p_n + p2] or cp[c2 * p_n + p1])):
-            return self._applied_delta(((l1, p2, r2), (l2, p1, r1)))
-        if c2 not in self.conflicting[c1]:  # no shared curriculum: the two moves are independent
-            return self.move_delta(l1, p2, r2) + self.move_delta(l2, p1, r1)
-        d = self._shift(l1, p2, r2)
-        d += self._shift(l2, p1, r1)
-        self._shift(l2, p2, r2)
-        self._shift(l1, p1, r1)
-        return d
-
-    def _shift(self, l: int, p: int, r: int) -> int:
-        """Move `l` in the soft counters only (not in the hard ones); returns the soft delta."""
-        d = self.move_delta(l, p, r)
-        c, p1, r1 = self.course_of[l], self.period[l], self.room[l]
-        self._room_counters(c, r1, -1)
-        self._room_counters(c, r, 1)
-        self._period_counters(c, p1, -1)
-        self._period_counters(c, p, 1)
-        self.period[l], self.room[l] = p, r
-        self.cell_room[c * self.n_periods + p1] = -1
-        self.cell_room[c * self.n_periods + p] = r
-        self.cp[c * self.n_periods + p1] -= 1
-        self.cp[c * self.n_periods + p] += 1
-        return d
-
-    def _applied_delta(self, moves: tuple[tuple[int, int, int], ...]) -> int:
-        before, old = self.soft, [(l, self.period[l], self.room[l]) for l, _, _ in moves]
-        for l, p, r in moves:
-            self.move(l, p, r)
-        after = self.soft
-        for l, p, r in reversed(old):
-            self.move(l, p, r)
-        return after - before
 
     # ----- raw changes (any state, exact) -------------------------------------------
 
@@ -287,19 +190,6 @@ class SearchState:
         self.unplace(l)
         if p != UNPLACED:
             self.place(l, p, r)
-
-    def swap(self, l1: int, l2: int) -> None:
-        (p1, r1), (p2, r2) = (self.period[l1], self.room[l1]), (self.period[l2], self.room[l2])
-        if p1 == p2 != UNPLACED:
-            self.move(l1, p1, r2)
-            self.move(l2, p2, r1)
-            return
-        self.unplace(l1)
-        self.unplace(l2)
-        if p2 != UNPLACED:
-            self.place(l1, p2, r2)
-        if p1 != UNPLACED:
-            self.place(l2, p1, r1)
 
     def _set_cell(self, c: int, p: int, lec: int) -> None:
         i = c * self.n_periods + p
