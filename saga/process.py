@@ -7,6 +7,8 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -21,8 +23,11 @@ REAP_GRACE = 0.5
 def warm_solver() -> None:
     """Compile the search kernel, or load it from its disk cache, in a process of its own:
     on a fresh install the first job would otherwise spend half a minute of its time
-    budget compiling, deaf to a stop request."""
-    _SPAWN.Process(target=kernel.warm_up, name="kernel-warm-up", daemon=True).start()
+    budget compiling, deaf to a stop request. (A plain interpreter, not a spawned
+    multiprocessing child: it is no job's solver.)"""
+    warming = subprocess.Popen([sys.executable, "-c", f"from {kernel.__name__} import warm_up; warm_up()"],
+                               stdin=subprocess.DEVNULL)
+    threading.Thread(target=warming.wait, daemon=True, name="kernel-warm-up").start()  # reaps it
 
 
 @dataclass(frozen=True)
