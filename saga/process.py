@@ -23,10 +23,12 @@ REAP_GRACE = 0.5
 def warm_solver() -> None:
     """Compile the search kernel, or load it from its disk cache, in a process of its own:
     on a fresh install the first job would otherwise spend half a minute of its time
-    budget compiling, deaf to a stop request. (A plain interpreter, not a spawned
-    multiprocessing child: it is no job's solver.)"""
+    budget compiling, deaf to a stop request. A plain interpreter (not a spawned
+    multiprocessing child: it is no job's solver), in a session of its own (Ctrl-C on the
+    service is not for it), quiet (best effort: a job that cannot load the kernel reports it)."""
     warming = subprocess.Popen([sys.executable, "-c", f"from {kernel.__name__} import warm_up; warm_up()"],
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
     threading.Thread(target=warming.wait, daemon=True, name="kernel-warm-up").start()  # reaps it
 
 
