@@ -8,7 +8,9 @@ cost change is computed; see solver.refine.MoveStats). Plain CP-SAT runs once pe
 with the pipeline's seeds (`--no-mono` leaves it out).
 
 The ablation (`--ablate 0-2`) runs the pipeline again without each search stage, the
-stage's time given to the next one, and prints the mean total of each variant.
+stage's time given to the next one, and prints the mean total of each variant;
+`--runs-from OUT.md` takes the full pipeline's runs from an earlier output instead of
+solving them again.
 
     ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4 --ablate 0-2
 """
@@ -235,6 +237,26 @@ def ablation_table(runs: list[Run], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _unrate(cell: str) -> float | None:
+    if cell == "–":
+        return None
+    return float(cell[:-1]) * 1000 if cell.endswith("k") else float(cell)
+
+
+def runs_from(markdown: Path) -> list[Run]:
+    """The full pipeline's runs from the per-run table of an earlier output of this bench
+    (same code and budget), so that an ablation does not solve them again."""
+    runs = []
+    for line in markdown.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 15 or not cells[1].isdigit():
+            continue  # not a row of the per-run table
+        name, seed, hard, soft, _, _, cpsat, ga, refinement, seconds, proposed, accepted = cells[:12]
+        runs.append(Run(name, int(seed), int(hard), int(soft), cpsat, ga, refinement, float(seconds),
+                        _unrate(proposed), _unrate(accepted)))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("instances", nargs="+", help=".ctt files")
@@ -246,6 +268,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="solves at once (jobs × workers ≤ cores)")
     parser.add_argument("--ablate", default="", metavar="SEEDS",
                         help="also run the pipeline without each search stage, with these seeds (e.g. 0-2)")
+    parser.add_argument("--runs-from", type=Path, metavar="MARKDOWN",
+                        help="take the full pipeline's runs from this earlier output of the bench instead of solving them")
     parser.add_argument(
         "--best-known",
         type=Path,
@@ -258,14 +282,19 @@ def main() -> None:
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(f"--seeds/--ablate: {e}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
+    earlier = runs_from(args.runs_from) if args.runs_from else []
+    done = {(r.instance, r.seed) for r in earlier}
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        pending = [pool.submit(run_pipeline, p, args.time, args.workers, s) for p in args.instances for s in seeds]
+        pending = [
+            pool.submit(run_pipeline, p, args.time, args.workers, s)
+            for p in args.instances for s in seeds if (Path(p).stem, s) not in done
+        ]
         pending += [
             pool.submit(run_pipeline, p, args.time, args.workers, s, v)
             for v in VARIANTS for p in args.instances for s in ablated if v != FULL or s not in seeds
         ]
         mono_pending = [] if args.no_mono else [pool.submit(run_mono, p, args.time, args.workers) for p in args.instances]
-        everything = [f.result() for f in pending]
+        everything = earlier + [f.result() for f in pending]
         monos = {m.instance: m for m in (f.result() for f in mono_pending)}
     runs = [r for r in everything if r.variant == FULL]
     print(f"Measured {date.today()}: `{' '.join(['./dev bench quality', *sys.argv[1:]])}`\n")

@@ -1,0 +1,28 @@
+"""bench/quality.py reads back its own per-run table (for an ablation that reuses runs) and
+sums the ablation per variant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.quality import FULL, VARIANTS, Run, ablation_table, runs_from, runs_table
+
+
+def test_reads_back_the_runs_it_printed(tmp_path: Path) -> None:
+    runs = [
+        Run("comp01", 0, 0, 7, "231", "24", "7", 120.0, 902200.0, 101900.0),
+        Run("comp02", 3, 0, 55, "450", "291", "55", 121.0, None, None),
+    ]
+    out = tmp_path / "out.md"
+    out.write_text("Measured ...\n\n" + runs_table(runs, {}, {"comp01": (5, 5.0)}) + "\n")
+    assert runs_from(out) == runs
+
+
+def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
+    runs = [Run(n, s, 0, base + 10 * i + s, "", "", "", 1.0, None, None, v)
+            for i, v in enumerate(VARIANTS) for n, base in (("a", 100), ("b", 200)) for s in (0, 1)]
+    table = ablation_table(runs, ["a", "b"])
+    full = next(line for line in table.splitlines() if line.startswith(f"| {FULL} "))
+    assert "| 100.5 | 200.5 | **301.0** | – |" in full
+    last = table.splitlines()[-1]  # the last variant: 30 more on each instance, 60 on the total
+    assert last.endswith("| 130.5 | 230.5 | **361.0** | +19.9 % |")
