@@ -182,12 +182,13 @@ def refine(
     deadline = start + time_limit
     rng = random.Random(seed)
     state = feasible_state(timetable, rng, deadline, should_stop)
-    if state.hard:
-        return Refined(timetable, MoveStats())
-    search = LocalSearch(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
-    search.run()
-    found = search.best.timetable(timetable)
-    return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, search.moves)
+    if state.hard:  # the annealing needs a complete, clash-free start: hand on the closest one
+        found, moves = state.to_timetable(), MoveStats()
+    else:
+        search = LocalSearch(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
+        search.run()
+        found, moves = search.best.timetable(timetable), search.moves
+    return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, moves)
 
 
 # The kernel's neighbourhoods as the bandit's arms; "window" is CP-SAT, run here in Python.
