@@ -7,8 +7,16 @@ more moves per second, which is what the annealing needs to get anywhere at the 
 budget. Compiled functions are cached on disk (`cache=True`): only the first run on a
 machine pays for the compilation.
 
-The state is two tuples of arrays. `Static` holds the instance; `Dynamic` the timetable
-and every counter its soft cost depends on. The state is hard-feasible at all times
+The state is two tuples of int arrays (numba compiles tuples of arrays into plain
+arguments; `build` makes them):
+- static `st`: 0 course of each lecture, 1 teacher of each course, 2–3 curricula of each
+  course (CSR pointers, indices), 4 unavailable[course, period], 5 capacity penalty[course,
+  room], 6 min working days, 7 dims (P_, R_, ...), 8 first lecture of each course,
+  9 conflict[course, course], 10 students;
+- dynamic `dy`: 0 period and 1 room of each lecture, 2 slot[period, room] → lecture or -1,
+  3 teacher × period and 4 curriculum × period counts, 5 course × day counts, 6 days used,
+  7 course × room counts, 8 rooms used, 9 the soft components (CAPACITY, MWD, ...).
+The state is hard-feasible at all times
 (every lecture placed, no clash, one lecture per room and period, no unavailable
 period), so a course has at most one lecture per period and the validator's cells are
 the lectures. Each move computes its soft cost change exactly (simple moves from the
