@@ -12,7 +12,6 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from typing import Callable
 
-from solver import kernel
 from solver.evaluate import Cost
 from solver.model import Instance
 from solver.pipeline import SolveOptions, solve
@@ -151,8 +150,6 @@ def run_child(conn: Connection, stop: Event, task: ChildTask, parent_pid: int) -
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
-    # Loading the compiled search kernel takes a moment: do it while the first stages run.
-    threading.Thread(target=kernel.warm_up, daemon=True, name="kernel-warm-up").start()
     forwarder = _Forwarder(conn)
     try:
         result = _solve(task, forwarder.on_progress, _StopFlag(stop))
