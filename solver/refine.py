@@ -14,7 +14,6 @@ from the best timetable. A best of cost 0 ends the search at once: nothing can i
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass, field
