@@ -10,7 +10,9 @@ with the pipeline's seeds (`--no-mono` leaves it out).
 The ablation (`--ablate 0-2`) runs the pipeline again without each search stage, the
 stage's time given to the next one, and prints the mean total of each variant;
 `--runs-from OUT.md` takes the full pipeline's runs from an earlier output instead of
-solving them again.
+solving them again. `--journal runs.jsonl` appends every finished run to that file as it
+ends, and a later run of the bench with the same budget and solver code solves only what
+it lacks: long measurements survive being cut off and can be gathered over several sittings.
 
     ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4 --ablate 0-2
 """
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
@@ -257,6 +262,38 @@ def runs_from(markdown: Path) -> list[Run]:
     return runs
 
 
+def solver_digest() -> str:
+    """A fingerprint of the solver's code: a journal's runs count only for the code that made them."""
+    digest = hashlib.sha256()
+    for source in sorted((Path(__file__).resolve().parents[1] / "solver").glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def journal_runs(path: Path | None, budget: dict[str, object]) -> list[Run]:
+    """The runs a journal holds for this budget and solver code: a bench cut short (a
+    session's end, a reboot) resumes where it stopped instead of solving them again."""
+    if path is None or not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if all(entry.pop(key, None) == value for key, value in budget.items()):
+            runs.append(Run(**entry))
+    return runs
+
+
+def journal_writer(path: Path | None, budget: dict[str, object]) -> Callable[[Future[Run]], None]:
+    """A done-callback that appends each finished run to the journal, one JSON line."""
+
+    def write(future: Future[Run]) -> None:
+        if path is not None and future.exception() is None:
+            with path.open("a") as f:
+                f.write(json.dumps({**asdict(future.result()), **budget}) + "\n")
+
+    return write
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("instances", nargs="+", help=".ctt files")
@@ -270,6 +307,8 @@ def main() -> None:
                         help="also run the pipeline without each search stage, with these seeds (e.g. 0-2)")
     parser.add_argument("--runs-from", type=Path, metavar="MARKDOWN",
                         help="take the full pipeline's runs from this earlier output of the bench instead of solving them")
+    parser.add_argument("--journal", type=Path, metavar="JSONL",
+                        help="append each finished run here, and solve none this file already holds (same budget)")
     parser.add_argument(
         "--best-known",
         type=Path,
@@ -282,17 +321,19 @@ def main() -> None:
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(f"--seeds/--ablate: {e}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
-    earlier = runs_from(args.runs_from) if args.runs_from else []
-    done = {(r.instance, r.seed) for r in earlier}
+    budget = {"time": args.time, "workers": args.workers, "solver": solver_digest()}
+    earlier = (runs_from(args.runs_from) if args.runs_from else []) + journal_runs(args.journal, budget)
+    done = {(r.instance, r.seed, r.variant) for r in earlier}
+    wanted = [(p, s, FULL) for p in args.instances for s in seeds]
+    wanted += [(p, s, v) for v in VARIANTS for p in args.instances for s in ablated if v != FULL or s not in seeds]
+    record = journal_writer(args.journal, budget)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         pending = [
-            pool.submit(run_pipeline, p, args.time, args.workers, s)
-            for p in args.instances for s in seeds if (Path(p).stem, s) not in done
-        ]
-        pending += [
             pool.submit(run_pipeline, p, args.time, args.workers, s, v)
-            for v in VARIANTS for p in args.instances for s in ablated if v != FULL or s not in seeds
+            for p, s, v in wanted if (Path(p).stem, s, v) not in done
         ]
+        for future in pending:
+            future.add_done_callback(record)
         mono_pending = [] if args.no_mono else [pool.submit(run_mono, p, args.time, args.workers) for p in args.instances]
         everything = earlier + [f.result() for f in pending]
         monos = {m.instance: m for m in (f.result() for f in mono_pending)}

@@ -6,13 +6,15 @@ A child is its first parent with the courses of a random third of the curricula 
 the second parent's slots, lecture by lecture, wherever that stays feasible (so no repair
 is needed), followed by a short, cool annealing run that settles the seams. A child whose
 cost equals a member's is dropped, which keeps the population diverse; the hall of fame
-keeps the best timetable ever seen, and it goes into every generation.
+keeps the best timetable ever seen, and it goes into every generation. With several workers,
+as many founders or children anneal at once, in threads.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from deap import base, creator, tools
 
@@ -74,10 +76,12 @@ def evolve(
     *,
     time_limit: float,
     seed: int,
+    workers: int = 1,
     should_stop: StopCheck = never_stop,
     on_generation: SearchCallback = ignore_search,
 ) -> Timetable:
-    """The best timetable the GA finds within `time_limit` seconds; never worse than `timetable`."""
+    """The best timetable the GA finds within `time_limit` seconds; never worse than `timetable`.
+    With several workers, that many founders or children anneal at once."""
     start = time.monotonic()
     deadline = start + time_limit
     rng = random.Random(seed)
@@ -95,22 +99,31 @@ def evolve(
         # A best of cost 0 cannot improve: stop there.
         return hof[0].fitness.values[0] > 0 and time.monotonic() < deadline and not should_stop()
 
+    def anneal_all(starts: list[Timetable], share: float, schedule: Schedule) -> list[list]:
+        """Anneals each start, `workers` at once (the kernel runs without the GIL)."""
+        seeds = [rng.randrange(2**31) for _ in starts]
+        return list(pool.map(
+            lambda tt, s: _anneal(tt, share * time_limit, deadline, schedule, random.Random(s), should_stop), starts, seeds
+        ))
+
+    pool = ThreadPoolExecutor(max(1, workers))
     while running():
         before = hof[0].fitness.values[0]
         if len(population) < POPULATION:
-            population.append(_anneal(base_tt, FOUNDER_SHARE * time_limit, deadline, FOUNDING, rng, should_stop))
+            population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), FOUNDER_SHARE, FOUNDING)
         else:
-            first, second = tools.selTournament(population, 2, tournsize=2)
-            mixed = _crossover(base_tt, first, second, rng)
-            child = _anneal(mixed, CHILD_SHARE * time_limit, deadline, SETTLING, rng, should_stop)
-            if all(child.fitness.values != ind.fitness.values for ind in population):
-                population = tools.selBest(population + [child], POPULATION)
+            parents = [tools.selTournament(population, 2, tournsize=2) for _ in range(workers)]
+            mixed = [_crossover(base_tt, first, second, rng) for first, second in parents]
+            for child in anneal_all(mixed, CHILD_SHARE, SETTLING):
+                if all(child.fitness.values != ind.fitness.values for ind in population):
+                    population = tools.selBest(population + [child], POPULATION)
         hof.update(population)
         generation += 1
         per_generation = (time.monotonic() - start) / generation
         total = max(generation, generation + int((deadline - time.monotonic()) / per_generation))
         improved = hof[0].fitness.values[0] < before
         on_generation(generation, total, _cost(base_tt, hof[0]), _timetable(base_tt, hof[0]) if improved else None)
+    pool.shutdown()
     found = _timetable(base_tt, hof[0])
     return found if evaluate(found).key < evaluate(timetable).key else timetable
 

@@ -429,7 +429,7 @@ def step(st, dy, buf, op: int, temperature: float) -> int:
     return _kempe(st, dy, temperature, buf)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # chains in threads run at once
 def anneal(st, dy, buf, op: int, n: int, t_from: float, t_to: float, best_period, best_room, best) -> tuple:
     """`n` proposals of neighbourhood `op`, the temperature falling geometrically from
     `t_from` to `t_to`; `best` ([soft]) and its arrays follow every strict improvement.

@@ -40,7 +40,7 @@ from solver.progress import (
 from solver.timetable import Timetable
 
 # Share of the time budget per search stage; refinement gets what is left.
-CPSAT_SHARE = 0.1
+CPSAT_SHARE = 0.05
 GA_SHARE = 0.05
 # Lectures per cluster: small enough that each cluster's model builds and solves in
 # seconds whatever the instance's size (the count of clusters grows with it instead).
@@ -174,6 +174,7 @@ def solve(
         best.timetable,
         time_limit=ga_time,
         seed=options.seed,
+        workers=options.workers,
         should_stop=stage_over,
         on_generation=lambda done, total, cost, tt: best.report(GA, done, total, tt, cost if tt is not None else None),
     )

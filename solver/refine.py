@@ -10,11 +10,14 @@ average), and the neighbourhoods get time shares proportional to it, with a floo
 starves. The temperature cools geometrically over a cycle whose length grows with the
 instance; at the end of a cycle, or when the search stalls, a new and cooler one starts
 from the best timetable. A best of cost 0 ends the search at once: nothing can improve on it.
+With several workers, as many chains anneal at once in threads (the kernel releases the
+GIL) and meet at every reheat, where each starts again from the best of all.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -31,7 +34,7 @@ from solver.window import reoptimize_window
 BATCH_SECONDS = 0.01
 REPORT_SECONDS = 0.1
 REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
-T_START, T_END = 4.0, 0.2
+T_START, T_END = 1.5, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
 # A cooling cycle lasts this long per lecture (at least MIN_CYCLE): long enough for the
@@ -166,6 +169,20 @@ class _Best:
         return kernel.timetable_of(timetable.instance, self.period, self.room)
 
 
+class SharedBest:
+    """The best of several chains running at once: each one, when it reheats, hands in its
+    best and starts again from the best of all."""
+
+    def __init__(self, best: _Best) -> None:
+        self._lock = threading.Lock()
+        self._best = _Best(best.period, best.room, best.soft)
+
+    def exchange(self, best: _Best) -> None:
+        with self._lock:
+            self._best.offer(best.period, best.room, best.soft)
+            best.offer(self._best.period, self._best.room, self._best.soft)
+
+
 def refine(
     timetable: Timetable,
     *,
@@ -184,10 +201,38 @@ def refine(
     if state.hard:  # the annealing needs a complete, clash-free start: hand on the closest one
         found, moves = state.to_timetable(), MoveStats()
     else:
-        search = LocalSearch(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
-        search.run()
-        found, moves = search.best.timetable(timetable), search.moves
+        found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
     return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, moves)
+
+
+def _run_chains(
+    timetable: Timetable, rng: random.Random, start: float, deadline: float, workers: int,
+    should_stop: StopCheck, on_iteration: SearchCallback,
+) -> tuple[Timetable, MoveStats]:
+    """One annealing chain per worker, at once (the kernel runs without the GIL), meeting
+    at each reheat; the first one reports. The best of all, and the moves of all."""
+    chains = [
+        LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline,
+                    workers if workers == 1 else 1, should_stop, on_iteration if k == 0 else ignore_search)
+        for k in range(max(1, workers))
+    ]
+    if len(chains) > 1:
+        shared = SharedBest(chains[0].best)
+        for chain in chains:
+            chain.shared = shared
+    helpers = [threading.Thread(target=chain.run, daemon=True) for chain in chains[1:]]
+    for helper in helpers:
+        helper.start()
+    chains[0].run()
+    for helper in helpers:
+        helper.join()
+    best = min(chains, key=lambda chain: chain.best.soft)
+    moves = MoveStats()
+    for chain in chains:
+        for name, (proposed, accepted, seconds) in chain.moves.by_operator.items():
+            moves.count(name, proposed, accepted, seconds)
+        moves.seconds = max(moves.seconds, chain.moves.seconds)
+    return best.best.timetable(timetable), moves
 
 
 # The kernel's neighbourhoods as the bandit's arms; "window" is CP-SAT, run here in Python.
@@ -221,7 +266,7 @@ class LocalSearch:
         self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
         self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
-        kernel.seed(rng.randrange(2**31))
+        self.kernel_seed = rng.randrange(2**31)
         self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
         cycle = max(MIN_CYCLE, CYCLE_PER_LECTURE * len(start_timetable.period))
         self.annealer = Annealer(start, deadline, schedule, cycle)
@@ -230,12 +275,14 @@ class LocalSearch:
         self.workers, self.proposals, self.next_report = workers, 0, 0.0
         self.reported: Cost | None = None
         self.moves = MoveStats()
+        self.shared: SharedBest | None = None  # the other chains', when several run at once
 
     @property
     def soft(self) -> int:
         return int(kernel.soft(self.dynamic[9]))
 
     def run(self) -> None:
+        kernel.seed(self.kernel_seed)  # the kernel's random state is the running thread's own
         began = time.monotonic()
         while self.best.soft > 0 and not self.should_stop():
             now = time.monotonic()
@@ -294,6 +341,8 @@ class LocalSearch:
         self.best.offer(self.dynamic[0], self.dynamic[1], self.soft)
 
     def _reheat(self, now: float) -> None:
+        if self.shared is not None:
+            self.shared.exchange(self.best)
         self._load(self.best.timetable(self.timetable))
         self.annealer.reheat(now)
         self.best.when = now

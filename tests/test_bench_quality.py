@@ -1,11 +1,13 @@
 """bench/quality.py reads back its own per-run table (for an ablation that reuses runs) and
-sums the ablation per variant."""
+its journal (for a bench cut short), and sums the ablation per variant."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
-from bench.quality import FULL, VARIANTS, Run, ablation_table, runs_from, runs_table
+from bench.quality import (FULL, VARIANTS, Run, ablation_table, journal_runs, journal_writer, runs_from, runs_table,
+                           solver_digest)
 
 
 def test_reads_back_the_runs_it_printed(tmp_path: Path) -> None:
@@ -26,3 +28,16 @@ def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
     assert "| 100.5 | 200.5 | **301.0** | – |" in full
     last = table.splitlines()[-1]  # the last variant: 30 more on each instance, 60 on the total
     assert last.endswith("| 130.5 | 230.5 | **361.0** | +19.9 % |")
+
+
+def test_a_journal_gives_back_only_the_runs_of_the_same_budget_and_solver_code(tmp_path: Path) -> None:
+    journal = tmp_path / "runs.jsonl"
+    first, second = (Run("comp01", s, 0, 7 + s, "231", "24", "7", 120.0, 9.0e5, 1.0e5) for s in (0, 1))
+    budget = {"time": 120.0, "workers": 1, "solver": solver_digest()}
+    for run, spent in ((first, budget), (second, {**budget, "time": 300.0})):
+        future: Future[Run] = Future()
+        future.set_result(run)
+        journal_writer(journal, spent)(future)
+    assert journal_runs(journal, budget) == [first]
+    assert journal_runs(journal, {**budget, "solver": "other code"}) == []
+    assert journal_runs(tmp_path / "none.jsonl", budget) == []

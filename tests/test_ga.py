@@ -54,3 +54,9 @@ def test_stops_within_a_second_of_the_request() -> None:
     out = evolve(start(), time_limit=60, seed=0, should_stop=asked.is_set, on_generation=on_generation)
     assert time.monotonic() - asked_at[0] < 1.0
     assert evaluate(out).hard == 0
+
+
+def test_two_workers_anneal_two_at_once_and_stay_feasible_and_never_worse() -> None:
+    first = start()
+    out = evolve(first, time_limit=2, seed=4, workers=2)
+    assert evaluate(out).hard == 0 and evaluate(out).key <= evaluate(first).key

@@ -6,11 +6,14 @@ import random
 import threading
 import time
 
+import numpy as np
+
 from solver.construct import feasible_state
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.generate import generate
-from solver.refine import LocalSearch, refine
+from solver import kernel
+from solver.refine import LocalSearch, SharedBest, _Best, refine
 from solver.state import SearchState
 from solver.timetable import Timetable
 from solver.window import reoptimize_window
@@ -108,3 +111,31 @@ def test_cpsat_window_neighbourhood_improves_or_leaves_state_alone() -> None:
         assert state.hard == 0
         assert state.cost() == evaluate(state.to_timetable())
     assert any(d is not None for d in results)  # a greedy start leaves CP-SAT plenty to fix
+
+
+def test_chains_meet_at_a_reheat_on_the_best_of_both() -> None:
+    start = comp01()
+    static, dynamic, _ = kernel.build(start)
+    worse = _Best(dynamic[0], dynamic[1], 50)
+    better_period = np.roll(dynamic[0], 1)  # any other arrays, to tell whose were taken
+    shared = SharedBest(_Best(better_period, dynamic[1], 40))
+    shared.exchange(worse)
+    assert worse.soft == 40 and (worse.period == better_period).all()
+    best = _Best(dynamic[0], dynamic[1], 30)
+    shared.exchange(best)
+    assert best.soft == 30 and (best.period == dynamic[0]).all(), "a better chain keeps its own"
+    shared.exchange(worse)
+    assert worse.soft == 30 and (worse.period == dynamic[0]).all(), "and the others get it next"
+
+
+def test_two_workers_anneal_two_chains_and_hand_back_the_best() -> None:
+    start = comp01()
+    reporters: set[str] = set()
+    out = refine(start, time_limit=1.5, seed=2, workers=2,
+                 on_iteration=lambda *_: reporters.add(threading.current_thread().name))
+    cost = evaluate(out.timetable)
+    assert cost.hard == 0 and cost.soft < evaluate(start).soft
+    assert reporters == {threading.current_thread().name}, "one chain reports, from the caller's thread"
+    assert sum(p for p, _, _ in out.moves.by_operator.values()) == out.moves.proposed
+    # Two chains' operator time in about one chain's wall time: they ran side by side.
+    assert sum(s for _, _, s in out.moves.by_operator.values()) > 1.2 * out.moves.seconds
