@@ -36,6 +36,10 @@ DEFAULT_WRITE_TIMEOUT = 30.0
 DEFAULT_MAX_SUBSCRIBERS = 10_000
 DEFAULT_SOFT_LIMIT = 64 * 1024  # unread bytes in a stream's buffer before its progress frames are coalesced
 DEFAULT_DELIVERIES_PER_SECOND = 50_000  # frames the process writes per second, over all streams
+# Seconds past its turn that a held progress event waits for a fresher one before it goes
+# itself: long enough for a producer's next report, short enough that no event waits much
+# longer than one turn.
+DEFAULT_HOLD = 0.02
 DEFAULT_HEARTBEAT = 15.0
 SWEEP = 1.0  # seconds between two looks at every stream
 UNPACED = 0.01  # seconds: a small audience, whose spacing would be shorter, gets every event at once
@@ -108,6 +112,7 @@ class Hub:
         soft_limit: int = DEFAULT_SOFT_LIMIT,
         heartbeat: float = DEFAULT_HEARTBEAT,
         deliveries_per_second: float = DEFAULT_DELIVERIES_PER_SECOND,
+        hold: float = DEFAULT_HOLD,
         watcher: Watcher | None = None,
     ) -> None:
         if queue_size < 1:
@@ -124,6 +129,7 @@ class Hub:
         self.max_per_user = max_per_user
         self.heartbeat = heartbeat
         self._deliveries = deliveries_per_second
+        self._hold = hold
         self._watcher = watcher  # None: the events are published in this process
         self._by_user: Counter[str] = Counter()
         self._jobs: dict[str, _Pace] = {}
@@ -163,11 +169,11 @@ class Hub:
         if event.terminal or (event.status, event.stage) != pace.stage or spacing < UNPACED or loop.time() >= turn:
             self._send(pace, event)
             return
-        # Held, not sent at its turn: the producer's next event, fresher, usually comes first and
-        # goes at once. Only when the producer falls quiet does the held one go, one spacing later.
+        # Held until its turn: a fresher event that comes by then (or within the hold after it)
+        # replaces it and goes instead; if the producer falls quiet, the held one goes itself.
         pace.waiting = event
         if pace.timer is None:
-            pace.timer = loop.call_at(turn + spacing, self._on_turn, event.job_id)
+            pace.timer = loop.call_at(turn + self._hold, self._on_turn, event.job_id)
 
     def stored(self, event: ProgressEvent) -> None:
         """`event`, published with `storing=True`, is in the store now (or will never be):
