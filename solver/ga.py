@@ -13,6 +13,7 @@ as many founders or children anneal at once, in threads.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -52,7 +53,7 @@ def _anneal(
     timetable: Timetable, seconds: float, deadline: float, schedule: Schedule, rng: random.Random, should_stop: StopCheck
 ) -> list:
     now = time.monotonic()
-    search = LocalSearch(timetable, rng, now, min(now + seconds, deadline), 1, should_stop, ignore_search, schedule, window=False)
+    search = LocalSearch(timetable, rng, now, min(now + seconds, deadline), should_stop, ignore_search, schedule, window=False)
     search.run()
     return _genome(search.best.timetable(timetable), search.best.soft)
 
@@ -99,12 +100,19 @@ def evolve(
         # A best of cost 0 cannot improve: stop there.
         return hof[0].fitness.values[0] > 0 and time.monotonic() < deadline and not should_stop()
 
+    optimal = threading.Event()  # one member of cost 0 ends the others' annealing too
+
+    def anneal_one(start_tt: Timetable, share: float, schedule: Schedule, seed: int) -> list:
+        genome = _anneal(start_tt, share * time_limit, deadline, schedule, random.Random(seed),
+                         lambda: should_stop() or optimal.is_set())
+        if genome.fitness.values[0] == 0:
+            optimal.set()
+        return genome
+
     def anneal_all(starts: list[Timetable], share: float, schedule: Schedule) -> list[list]:
         """Anneals each start, `workers` at once (the kernel runs without the GIL)."""
         seeds = [rng.randrange(2**31) for _ in starts]
-        return list(pool.map(
-            lambda tt, s: _anneal(tt, share * time_limit, deadline, schedule, random.Random(s), should_stop), starts, seeds
-        ))
+        return list(pool.map(lambda tt, s: anneal_one(tt, share, schedule, s), starts, seeds))
 
     pool = ThreadPoolExecutor(max(1, workers))
     while running():

@@ -211,9 +211,15 @@ def _run_chains(
 ) -> tuple[Timetable, MoveStats]:
     """One annealing chain per worker, at once (the kernel runs without the GIL), meeting
     at each reheat; the first one reports. The best of all, and the moves of all."""
-    chains = [
-        LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline,
-                    workers if workers == 1 else 1, should_stop, on_iteration if k == 0 else ignore_search)
+    chains: list[LocalSearch] = []
+
+    def stop() -> bool:
+        # A chain's best of cost 0 cannot improve: every chain ends with it.
+        return should_stop() or any(chain.best.soft == 0 for chain in chains)
+
+    chains += [
+        LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline, stop,
+                    on_iteration if k == 0 else ignore_search)
         for k in range(max(1, workers))
     ]
     if len(chains) > 1:
@@ -257,7 +263,6 @@ class LocalSearch:
         rng: random.Random,
         start: float,
         deadline: float,
-        workers: int,
         should_stop: StopCheck,
         on_iteration: SearchCallback,
         schedule: Schedule = Schedule(),
@@ -272,7 +277,7 @@ class LocalSearch:
         self.annealer = Annealer(start, deadline, schedule, cycle)
         self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + ([WINDOW] if window else []), rng)
         self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
-        self.workers, self.proposals, self.next_report = workers, 0, 0.0
+        self.proposals, self.next_report = 0, 0.0
         self.reported: Cost | None = None
         self.moves = MoveStats()
         self.shared: SharedBest | None = None  # the other chains', when several run at once
@@ -326,7 +331,8 @@ class LocalSearch:
         gained = 0
         if budget >= 0.2:
             state = SearchState(kernel.timetable_of(self.timetable.instance, self.dynamic[0], self.dynamic[1]))
-            d = reoptimize_window(state, self.rng, time_limit=budget, workers=self.workers, should_stop=self.should_stop)
+            d = reoptimize_window(state, self.rng, time_limit=budget, workers=1,  # a core per chain
+                                  should_stop=self.should_stop)
             if d is not None:
                 gained = -d
                 self._load(state.to_timetable())

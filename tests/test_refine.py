@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from solver.construct import feasible_state
 from solver.ctt import parse_ctt
@@ -50,12 +51,13 @@ def test_counts_the_moves_it_proposes_and_accepts() -> None:
     assert moves.proposed_per_second == moves.proposed / moves.seconds
 
 
-def test_stops_as_soon_as_its_best_costs_nothing() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stops_as_soon_as_its_best_costs_nothing(workers: int) -> None:
     inst = generate(courses=6, rooms=3, curricula=2, seed=1)  # optimum 0; the construction leaves 96
     start = feasible_state(Timetable.empty(inst), random.Random(0), time.monotonic() + 10, lambda: False).to_timetable()
     assert evaluate(start).soft > 0
     t0 = time.monotonic()
-    out = refine(start, time_limit=30, seed=0)
+    out = refine(start, time_limit=30, seed=0, workers=workers)  # with two, one chain's 0 ends both
     assert time.monotonic() - t0 < 5 and evaluate(out.timetable) == Cost()
     again = refine(out.timetable, time_limit=30, seed=0)
     assert again.timetable == out.timetable and again.moves.proposed == 0
@@ -90,7 +92,7 @@ def test_bandit_uses_at_least_four_operators_and_prefers_some() -> None:
     # A fixed number of batches, not of seconds: on a busy machine 3 s is fewer batches and
     # the shares have had less to learn from.
     batches = lambda: sum(search.bandit.uses) >= 150  # noqa: E731
-    search = LocalSearch(start, rng, now, now + 120, 1, batches, lambda *_: None)
+    search = LocalSearch(start, rng, now, now + 120, batches, lambda *_: None)
     search.run()
     used = [name for name, n in zip(search.bandit.names, search.bandit.uses) if n > 0]
     assert len(used) >= 4, used
