@@ -308,7 +308,7 @@ def main() -> None:
     parser.add_argument("--runs-from", type=Path, metavar="MARKDOWN",
                         help="take the full pipeline's runs from this earlier output of the bench instead of solving them")
     parser.add_argument("--journal", type=Path, metavar="JSONL",
-                        help="append each finished run here, and solve none this file already holds (same budget)")
+                        help="append each finished run here, and solve none this file already holds (same budget and solver code)")
     parser.add_argument(
         "--best-known",
         type=Path,

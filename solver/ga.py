@@ -114,24 +114,23 @@ def evolve(
         seeds = [rng.randrange(2**31) for _ in starts]
         return list(pool.map(lambda tt, s: anneal_one(tt, share, schedule, s), starts, seeds))
 
-    pool = ThreadPoolExecutor(max(1, workers))
-    while running():
-        before = hof[0].fitness.values[0]
-        if len(population) < POPULATION:
-            population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), FOUNDER_SHARE, FOUNDING)
-        else:
-            parents = [tools.selTournament(population, 2, tournsize=2) for _ in range(workers)]
-            mixed = [_crossover(base_tt, first, second, rng) for first, second in parents]
-            for child in anneal_all(mixed, CHILD_SHARE, SETTLING):
-                if all(child.fitness.values != ind.fitness.values for ind in population):
-                    population = tools.selBest(population + [child], POPULATION)
-        hof.update(population)
-        generation += 1
-        per_generation = (time.monotonic() - start) / generation
-        total = max(generation, generation + int((deadline - time.monotonic()) / per_generation))
-        improved = hof[0].fitness.values[0] < before
-        on_generation(generation, total, _cost(base_tt, hof[0]), _timetable(base_tt, hof[0]) if improved else None)
-    pool.shutdown()
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        while running():
+            before = hof[0].fitness.values[0]
+            if len(population) < POPULATION:
+                population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), FOUNDER_SHARE, FOUNDING)
+            else:
+                parents = [tools.selTournament(population, 2, tournsize=2) for _ in range(workers)]
+                mixed = [_crossover(base_tt, first, second, rng) for first, second in parents]
+                for child in anneal_all(mixed, CHILD_SHARE, SETTLING):
+                    if all(child.fitness.values != ind.fitness.values for ind in population):
+                        population = tools.selBest(population + [child], POPULATION)
+            hof.update(population)
+            generation += 1
+            per_generation = (time.monotonic() - start) / generation
+            total = max(generation, generation + int((deadline - time.monotonic()) / per_generation))
+            improved = hof[0].fitness.values[0] < before
+            on_generation(generation, total, _cost(base_tt, hof[0]), _timetable(base_tt, hof[0]) if improved else None)
     found = _timetable(base_tt, hof[0])
     return found if evaluate(found).key < evaluate(timetable).key else timetable
 
