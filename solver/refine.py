@@ -16,6 +16,7 @@ GIL) and meet at every reheat, where each starts again from the best of all.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -42,6 +43,18 @@ STALL_FRACTION = 0.15
 # hot for its whole budget.
 CYCLE_PER_LECTURE = 0.15
 MIN_CYCLE = 1.0
+# The heat follows the cost: a timetable with many penalty points per lecture lies in a
+# rugged landscape that takes heat to cross, one near its optimum needs little (the same
+# idea as a great deluge whose bound is relative to the best). The schedule is scaled by
+# sqrt(cost per lecture / HEAT_REFERENCE), bounded, set from the best at every reheat.
+HEAT_REFERENCE = 0.25
+HEAT_BOUNDS = (0.4, 4.0)
+
+
+def heat_scale(soft: int, lectures: int) -> float:
+    """How much hotter than the schedule's own temperatures a search at cost `soft` runs."""
+    low, high = HEAT_BOUNDS
+    return min(high, max(low, math.sqrt(soft / max(lectures, 1) / HEAT_REFERENCE)))
 
 
 @dataclass
@@ -111,18 +124,20 @@ class OperatorBandit:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Temperatures of the annealing: from `start` to `end`, geometrically, over the time given."""
+    """Temperatures of the annealing: from `start` to `end`, geometrically, over the time given;
+    scaled by the cost (`heat_scale`) when `follows_cost`."""
 
     start: float = T_START
     end: float = T_END
+    follows_cost: bool = True
 
 
 class Annealer:
-    """Geometric cooling over a cycle of `cycle` seconds (or to the deadline); the end of a
-    cycle or a stall starts a new, cooler one."""
+    """Geometric cooling over a cycle of `cycle` seconds (or to the deadline), times `scale`;
+    the end of a cycle or a stall starts a new one, never hotter than the last."""
 
-    def __init__(self, start: float, deadline: float, schedule: Schedule, cycle: float) -> None:
-        self.deadline, self.end, self.cycle = deadline, schedule.end, cycle
+    def __init__(self, start: float, deadline: float, schedule: Schedule, cycle: float, scale: float = 1.0) -> None:
+        self.deadline, self.end, self.cycle, self.scale = deadline, schedule.end, cycle, scale
         self.t0, self.cycle_start = schedule.start, start
         self.stall = max(2.0, STALL_FRACTION * (deadline - start))
 
@@ -131,6 +146,9 @@ class Annealer:
         return max(min(self.cycle, self.deadline - self.cycle_start), 1e-6)
 
     def at(self, now: float) -> float:
+        return self.scale * self._unscaled(now)
+
+    def _unscaled(self, now: float) -> float:
         frac = min((now - self.cycle_start) / self.span, 1.0)
         return self.t0 * (self.end / self.t0) ** frac
 
@@ -139,9 +157,11 @@ class Annealer:
         in_cycle = now - self.cycle_start
         return in_cycle >= self.span or (now - best_since > self.stall and in_cycle > self.stall)
 
-    def reheat(self, now: float) -> None:
-        self.t0 = max(self.at(now) * 4, self.end * 2, self.t0 / 2)
-        self.cycle_start = now
+    def reheat(self, now: float, scale: float = 1.0) -> None:
+        # Four times the present heat, but never above the last start: a cycle cut short by a
+        # stall while still hot must not climb from start to start, away from a good input.
+        self.t0 = max(self.end * 2, min(self._unscaled(now) * 4, self.t0 / 2))
+        self.cycle_start, self.scale = now, scale
 
 
 class _Best:
@@ -274,7 +294,8 @@ class LocalSearch:
         self.kernel_seed = rng.randrange(2**31)
         self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
         cycle = max(MIN_CYCLE, CYCLE_PER_LECTURE * len(start_timetable.period))
-        self.annealer = Annealer(start, deadline, schedule, cycle)
+        self.follows_cost = schedule.follows_cost
+        self.annealer = Annealer(start, deadline, schedule, cycle, self._heat())
         self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + ([WINDOW] if window else []), rng)
         self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
         self.proposals, self.next_report = 0, 0.0
@@ -285,6 +306,9 @@ class LocalSearch:
     @property
     def soft(self) -> int:
         return int(kernel.soft(self.dynamic[9]))
+
+    def _heat(self) -> float:
+        return heat_scale(self.best.soft, len(self.timetable.period)) if self.follows_cost else 1.0
 
     def run(self) -> None:
         kernel.seed(self.kernel_seed)  # the kernel's random state is the running thread's own
@@ -350,7 +374,7 @@ class LocalSearch:
         if self.shared is not None:
             self.shared.exchange(self.best)
         self._load(self.best.timetable(self.timetable))
-        self.annealer.reheat(now)
+        self.annealer.reheat(now, self._heat())
         self.best.when = now
 
     def _report(self, now: float) -> None:

@@ -14,7 +14,7 @@ from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.generate import generate
 from solver import kernel
-from solver.refine import LocalSearch, SharedBest, _Best, refine
+from solver.refine import HEAT_BOUNDS, Annealer, LocalSearch, Schedule, SharedBest, _Best, heat_scale, refine
 from solver.state import SearchState
 from solver.timetable import Timetable
 from solver.window import reoptimize_window
@@ -141,3 +141,26 @@ def test_two_workers_anneal_two_chains_and_hand_back_the_best() -> None:
     assert sum(p for p, _, _ in out.moves.by_operator.values()) == out.moves.proposed
     # Two chains' operator time in one chain's wall time: both searched for the whole run.
     assert sum(s for _, _, s in out.moves.by_operator.values()) > 1.2 * out.moves.seconds
+
+
+def test_a_reheat_never_starts_hotter_than_the_last_cycle() -> None:
+    # A stall cuts a cycle short while it is still hot: four times that heat must not climb
+    # above the last start, or a good input would be left further behind at every reheat.
+    annealer = Annealer(0.0, 100.0, Schedule(start=1.5, end=0.15), cycle=50.0)
+    starts = []
+    for k in range(1, 6):
+        annealer.reheat(k * 2.0)
+        starts.append(annealer.t0)
+    assert all(later <= earlier for earlier, later in zip([1.5] + starts, starts))
+    assert min(starts) >= 2 * 0.15
+
+
+def test_the_heat_follows_the_cost_per_lecture_within_its_bounds() -> None:
+    low, high = HEAT_BOUNDS
+    scales = [heat_scale(soft, 100) for soft in (0, 1, 10, 25, 100, 1000, 100_000)]
+    assert scales == sorted(scales)
+    assert scales[0] == low and scales[-1] == high
+    assert heat_scale(25, 100) == pytest.approx(1.0)  # at the reference cost the schedule is as written
+    hot = Annealer(0.0, 100.0, Schedule(), cycle=50.0, scale=heat_scale(400, 100))
+    plain = Annealer(0.0, 100.0, Schedule(), cycle=50.0)
+    assert hot.at(10.0) == pytest.approx(plain.at(10.0) * heat_scale(400, 100))
