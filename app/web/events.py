@@ -96,6 +96,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 # Live: the hub writes to the socket. Waiting here, not in _replay, frees the replay's
                 # bytes and frame; dropping the head frees its row: the stream may stay open for hours.
                 head = None
+                # The headers went out with the greeting and nothing reads them again: emptying them
+                # frees about 0.85 KB per open stream (the dict, its entries, Date and Server).
+                response.headers.clear()
                 await subscription.ended
         except ConnectionResetError:  # includes aiohttp's ClientConnectionResetError: the client left
             pass
