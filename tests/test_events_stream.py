@@ -9,6 +9,7 @@ import gc
 import json
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -23,6 +24,7 @@ from app.service import JobService
 from app.storage.sqlite_store import SqliteStore
 from app.storage.store import JobRecord
 from app.web.application import create_app
+from app.web.connections import GuardedConnection, guard_of
 from app.web.hub import Hub
 from app.web.metrics import Metrics
 from saga.events import CANCELLED, COMPLETED, RUNNING, ProgressEvent
@@ -268,6 +270,69 @@ async def _connect_and_leave(env: Env, job: str) -> None:
     await raw.until(named("connected"))
     raw.close()
     await raw.writer.wait_closed()
+
+
+async def test_a_live_stream_leaves_aiohttp_and_ends_its_own_body(make_env: MakeEnv) -> None:
+    # An open stream may last hours: once live, aiohttp keeps nothing for it (its request,
+    # parser and tasks: most of a stream's memory); the subscription writes and ends the body.
+    env = await make_env()
+    job = await env.new_job("j1")
+    raw = await RawStream.open(env, job)
+    await raw.read_head()
+    await raw.until(named("connected"))
+    handlers = env.server.runner.server
+    assert handlers is not None
+    await eventually(lambda: not handlers.connections, "aiohttp to let go of the live stream")
+    assert env.hub.subscriber_count == 1 and env.hub.stats.open_connections == 1
+    await env.emit(job, 1)
+    assert (await raw.until(named("progress")))[-1].id == "1"
+    await env.emit(job, 2, COMPLETED)
+    await raw.until(named("done"))
+    assert await raw.next() is None, "the body's last chunk ends the response"
+    assert await asyncio.wait_for(raw.reader.read(), WAIT) == b"", "then the server closes the connection"
+    await eventually(lambda: env.hub.stats.open_connections == 0, "the stream to count as closed")
+
+
+async def test_a_handed_over_stream_keeps_and_then_frees_its_place_under_the_connection_caps(tmp_path: Path) -> None:
+    # Served as `timetabler serve` does, through the connection guard: a live stream still
+    # counts as an open connection, and its place is given back once, when it ends.
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.connect()
+    hub = Hub(heartbeat=0.2)
+    runner = web.AppRunner(events_app(store, hub, 0.2))
+    await runner.setup()
+    assert runner.server is not None
+    guard = guard_of(0, 0)
+    handlers = runner.server
+    server = await asyncio.get_running_loop().create_server(
+        lambda: GuardedConnection(guard, handlers), "127.0.0.1", 0)
+    env = Env(_Served(server.sockets[0].getsockname()[1]), store, hub, JobService(store, hub, Metrics(hub.stats)))
+    try:
+        job = await env.new_job("j1")
+        streams = [await RawStream.open(env, job) for _ in range(3)]  # type: ignore[arg-type]
+        for raw in streams:
+            await raw.read_head()
+            await raw.until(named("connected"))
+        await eventually(lambda: not handlers.connections, "aiohttp to let go of the live streams")
+        assert guard.stats.open == 3
+        streams[0].close()
+        await eventually(lambda: guard.stats.open == 2 and hub.subscriber_count == 2, "a stream whose client left to end")
+        await env.emit(job, 1, COMPLETED)
+        for raw in streams[1:]:
+            await raw.until(named("done"))
+            assert await raw.next() is None
+        await eventually(lambda: guard.stats.open == 0 and hub.stats.open_connections == 0, "every place to be free")
+    finally:
+        server.close()
+        await runner.cleanup()
+        await store.close()
+
+
+@dataclass(frozen=True)
+class _Served:
+    """What RawStream needs of a server: its port."""
+
+    port: int
 
 
 async def test_10000_connect_disconnect_cycles_leave_nothing_behind(make_env: MakeEnv) -> None:

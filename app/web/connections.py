@@ -10,6 +10,10 @@ REFUSAL_LINGER seconds.
 `GuardedConnection` wraps aiohttp's per-connection protocol (`RequestHandler`)
 rather than subclassing it: only the public asyncio `Protocol` methods are
 passed on, so nothing depends on aiohttp's internals.
+
+`hand_over` takes a connection away from aiohttp while its socket stays open: a live event
+stream may stay open for hours, and aiohttp's request, parser, writer and tasks for it
+weigh about 7 KB; once the stream is live only the socket and its subscription are needed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 from aiohttp import web
 
@@ -142,8 +146,70 @@ class GuardedConnection(asyncio.Protocol):
             self._linger.cancel()
         if self._inner is None:
             return
-        self._guard.release(self._client)
+        self._release()
         self._inner.connection_lost(exc)
+
+    @property
+    def inner(self) -> asyncio.Protocol | None:
+        """aiohttp's protocol for this connection; None when refused or handed over."""
+        return self._inner
+
+    def let_go(self) -> Callable[[], None]:
+        """Stop passing events on (see `hand_over`); what releases this connection's place
+        under the caps when its socket closes."""
+        self._inner = None
+        return self._release
+
+    def _release(self) -> None:
+        self._guard.release(self._client)
+
+
+class Owner(Protocol):
+    """What a handed-over connection belongs to: told when its socket closes."""
+
+    def close(self) -> None: ...
+
+
+class OwnedConnection(asyncio.Protocol):
+    """The protocol of a socket aiohttp has let go of: its owner writes to the transport;
+    the client closing its side, or the socket failing, closes the owner."""
+
+    __slots__ = ("_owner", "_release")
+
+    def __init__(self, owner: Owner, release: Callable[[], None] | None) -> None:
+        self._owner, self._release = owner, release
+
+    def data_received(self, data: bytes) -> None:
+        pass  # an event stream's client has nothing more to say; a new request needs a new connection
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is gone: let the transport close, which calls connection_lost
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._release is not None:
+            self._release()
+        self._owner.close()
+
+
+def hand_over(transport: asyncio.Transport, owner: Owner) -> bool:
+    """Take the connection of `transport` from aiohttp for `owner`, the socket left open:
+    aiohttp drops its objects for it as for a client that left, and the handler's response
+    is never ended by aiohttp (the owner ends it). False, with nothing changed, when the
+    connection is not aiohttp's (or is closing)."""
+    protocol = transport.get_protocol()
+    guarded = protocol if isinstance(protocol, GuardedConnection) else None
+    aiohttp_side = guarded.inner if guarded is not None else protocol
+    if not isinstance(aiohttp_side, web.RequestHandler) or transport.is_closing():
+        return False
+    release = guarded.let_go() if guarded is not None else None
+    transport.set_protocol(OwnedConnection(owner, release))
+    # aiohttp's protocol closes the transport it holds when it loses its connection:
+    # forgetting it first leaves the socket open (BaseProtocol.transport, a public attribute).
+    aiohttp_side.transport = None
+    aiohttp_side.connection_lost(None)
+    if not transport.is_reading():  # aiohttp may have paused reading; a client's leaving must be seen
+        transport.resume_reading()
+    return True
 
 
 def guard_of(config_total: int, config_per_client: int) -> ConnectionGuard:

@@ -2,8 +2,9 @@
 
 A stream connects in three steps: it subscribes to the hub (so nothing published meanwhile
 is lost), writes what the client missed from the job's log as stored, then goes live: from
-then on the hub writes each event's ready bytes to its socket (app/web/subscription.py) and
-the handler only waits for the stream to end. Nothing runs per stream while it is idle.
+then on the hub writes each event's ready bytes to its socket (app/web/subscription.py),
+which the subscription has taken over from aiohttp (app/web/connections.py), and the
+handler returns. Nothing runs per stream while it is idle.
 
 Any status but 200 closes a browser's EventSource for good, so only a job the caller may
 not see gets an error (404). Shutdown, overload (too many streams in total or of this
@@ -21,6 +22,7 @@ from aiohttp import HttpVersion11, web
 from app.security.auth import visible_head
 from app.storage.store import JobHead, Store, StoreUnavailable
 from app.web import sse
+from app.web.connections import hand_over
 from app.web.errors import ApiError
 from app.web.frames import done_block, event_block
 from app.web.hub import Hub
@@ -89,22 +91,32 @@ async def stream(request: web.Request) -> web.StreamResponse:
         chunked = request.version >= HttpVersion11
         if chunked:  # said explicitly: live frames are written to the socket as ready-made chunks
             response.enable_chunked_encoding()
+        # The connection ends with the stream (a live one is no longer aiohttp's to keep alive):
+        # `Connection: close` tells pooling clients not to send another request on it.
+        response.force_close()
         await response.prepare(request)
         hub.stats.open_connections += 1
         try:
             if await _replay(request, response, hub, subscription, head, chunked):
-                # Live: the hub writes to the socket. Waiting here, not in _replay, frees the replay's
-                # bytes and frame; dropping the head frees its row: the stream may stay open for hours.
-                head = None
-                # The headers went out with the greeting and nothing reads them again: emptying them
-                # frees about 0.85 KB per open stream (the dict, its entries, Date and Server).
-                response.headers.clear()
-                await subscription.ended
+                _go_on_without_aiohttp(request, subscription)
         except ConnectionResetError:  # includes aiohttp's ClientConnectionResetError: the client left
             pass
         finally:
-            hub.stats.open_connections -= 1
+            if not subscription.owns_socket:
+                hub.stats.open_connections -= 1
     return response
+
+
+def _go_on_without_aiohttp(request: web.Request, subscription: Subscription) -> None:
+    """Live: the hub writes to the socket, and the stream may stay open for hours. The
+    subscription takes the socket from aiohttp, which frees its request, parser and tasks
+    (about 7 KB a stream) and leaves the ending of the response to the subscription. Should
+    aiohttp not let go, the stream ends here and the browser comes back after `retry`."""
+    transport = request.transport
+    if subscription.closed:  # it ended as it went live: aiohttp ends the response as usual
+        return
+    if transport is not None and hand_over(transport, subscription):
+        subscription.take_socket()
 
 
 async def _replay(

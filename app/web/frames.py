@@ -19,6 +19,7 @@ def chunk(block: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(block), block)
 
 
+LAST_CHUNK = b"0\r\n\r\n"  # ends a chunked body
 _PING = sse.comment("ping")
 _PING_CHUNK = chunk(_PING)
 

@@ -9,6 +9,10 @@ off: it costs the process its buffer and nothing else. The stream ends after the
 frame once the client has read it (so the end of the response never waits on a stalled
 socket), or when it is cut off.
 
+Once live, the subscription owns its socket (aiohttp has let go of it, see
+app/web/connections.py): ending the stream ends the chunked body and closes the socket,
+and the socket closing ends the stream.
+
 Until the stream has replayed what the client missed from the job's log, live frames are
 kept in order (coalesced past `queue_size`) and written after the replay, so the seam
 between log and live has no gap and no duplicate.
@@ -29,8 +33,8 @@ if TYPE_CHECKING:
 
 class Subscription:
     __slots__ = (
-        "job_id", "user", "last_seq", "coalesced", "ended",
-        "_hub", "_transport", "_chunked", "_held", "_pending", "_stalled_since", "_finishing", "_closed",
+        "job_id", "user", "last_seq", "coalesced",
+        "_hub", "_transport", "_chunked", "_held", "_pending", "_stalled_since", "_finishing", "_closed", "_owns",
     )
 
     def __init__(self, hub: Hub, job_id: str, user: str | None) -> None:
@@ -38,7 +42,6 @@ class Subscription:
         self.user = user
         self.last_seq = 0  # the newest seq the client has: never written again
         self.coalesced = 0  # progress frames this client never got
-        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._hub = hub
         self._transport: asyncio.Transport | None = None  # set once live
         self._chunked = False
@@ -47,6 +50,7 @@ class Subscription:
         self._stalled_since: float | None = None
         self._finishing = False  # the terminal frame is written but not yet read
         self._closed = False
+        self._owns = False  # the socket: aiohttp has let go of it
 
     @property
     def closed(self) -> bool:
@@ -55,6 +59,15 @@ class Subscription:
     @property
     def live(self) -> bool:
         return self._transport is not None and not self._closed
+
+    @property
+    def owns_socket(self) -> bool:
+        return self._owns
+
+    def take_socket(self) -> None:
+        """aiohttp has let go of the live stream's socket: closing the stream is ours now."""
+        assert self._transport is not None and not self._closed
+        self._owns = True
 
     def go_live(self, transport: asyncio.Transport, chunked: bool) -> None:
         """The replay is written: from now on frames go to `transport` at once."""
@@ -123,15 +136,22 @@ class Subscription:
             self.close()
 
     def close(self) -> None:
-        """Stop: nothing more is written; the stream's handler returns."""
+        """Stop: nothing more is written; an owned socket gets the end of the body and is closed."""
         if self._closed:
             return
         self._closed = True
         self._held.clear()
         self._pending = None
-        if not self.ended.done():
-            self.ended.set_result(None)
         self._hub.discard(self)
+        if self._owns:
+            self._end_response()
+
+    def _end_response(self) -> None:
+        assert self._transport is not None
+        if self._chunked and not self._transport.is_closing():
+            self._transport.write(frames.LAST_CHUNK)
+        self._transport.close()  # after what is buffered is sent; a no-op on an aborted one
+        self._hub.stats.open_connections -= 1
 
     def _behind(self) -> bool:
         assert self._transport is not None
@@ -177,4 +197,5 @@ class Subscription:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if not self._owns:  # an owned stream lives on after its handler
+            self.close()
