@@ -306,10 +306,11 @@ async def test_a_handed_over_stream_keeps_and_then_frees_its_place_under_the_con
     handlers = runner.server
     server = await asyncio.get_running_loop().create_server(
         lambda: GuardedConnection(guard, handlers), "127.0.0.1", 0)
-    env = Env(_Served(server.sockets[0].getsockname()[1]), store, hub, JobService(store, hub, Metrics(hub.stats)))
+    port = server.sockets[0].getsockname()[1]
+    env = Env(_Served(port), store, hub, JobService(store, hub, Metrics(hub.stats)))  # type: ignore[arg-type]
     try:
         job = await env.new_job("j1")
-        streams = [await RawStream.open(env, job) for _ in range(3)]  # type: ignore[arg-type]
+        streams = [await RawStream.open(env, job) for _ in range(3)]
         for raw in streams:
             await raw.read_head()
             await raw.until(named("connected"))

@@ -112,9 +112,9 @@ def _go_on_without_aiohttp(request: web.Request, subscription: Subscription) -> 
     subscription takes the socket from aiohttp, which frees its request, parser and tasks
     (about 7 KB a stream) and leaves the ending of the response to the subscription. Should
     aiohttp not let go, the stream ends here and the browser comes back after `retry`."""
-    transport = request.transport
     if subscription.closed:  # it ended as it went live: aiohttp ends the response as usual
         return
+    transport = request.transport
     if transport is not None and hand_over(transport, subscription):
         subscription.take_socket()
 
