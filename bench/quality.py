@@ -8,7 +8,8 @@ cost change is computed; see solver.refine.MoveStats). Plain CP-SAT runs once pe
 with the pipeline's seeds (`--no-mono` leaves it out).
 
 The ablation (`--ablate 0-2`) runs the pipeline again without each search stage, the
-stage's time given to the next one, and prints the mean total of each variant;
+stage's time given to the next one, and prints the mean total of each variant
+(`--leave-out ga,refinement` runs only those stages' variants, in that order);
 `--runs-from OUT.md` takes the full pipeline's runs from an earlier output instead of
 solving them again. `--journal runs.jsonl` appends every finished run to that file as it
 ends, and a later run of the bench with the same budget and solver code solves only what
@@ -50,6 +51,8 @@ VARIANTS: dict[str, frozenset[str]] = {
     "without refinement": frozenset({REFINEMENT}),
 }
 FULL = "full pipeline"
+# `--leave-out` names the stages by these words; the ablation runs in the order given.
+LEAVE_OUT: dict[str, str] = {"cpsat": "without clustering + CP-SAT", "ga": "without GA", "refinement": "without refinement"}
 
 
 @dataclass(frozen=True)
@@ -222,12 +225,12 @@ def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, 
     )
 
 
-def ablation_table(runs: list[Run], names: list[str]) -> str:
+def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> str:
     """Per variant, the mean soft cost per instance and of the total over the seeds every
     variant ran, and the change against the full pipeline."""
-    seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in VARIANTS)))
+    seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in variants)))
     mean: dict[tuple[str, str], float] = {}
-    for v in VARIANTS:
+    for v in variants:
         for n in names:
             mean[v, n] = statistics.mean(r.soft for r in runs if r.variant == v and r.instance == n and r.seed in seeds)
     lines = [
@@ -235,7 +238,7 @@ def ablation_table(runs: list[Run], names: list[str]) -> str:
         "|---|" + "---|" * (len(names) + 2),
     ]
     full_total = sum(mean[FULL, n] for n in names)
-    for v in VARIANTS:
+    for v in variants:
         total = sum(mean[v, n] for n in names)
         change = "–" if v == FULL else f"{100 * (total - full_total) / full_total:+.1f} %"
         lines.append(f"| {v} | " + " | ".join(f"{mean[v, n]:.1f}" for n in names) + f" | **{total:.1f}** | {change} |")
@@ -305,6 +308,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="solves at once (jobs × workers ≤ cores)")
     parser.add_argument("--ablate", default="", metavar="SEEDS",
                         help="also run the pipeline without each search stage, with these seeds (e.g. 0-2)")
+    parser.add_argument("--leave-out", default=",".join(LEAVE_OUT), metavar="STAGES",
+                        help="the ablation's stages, run in this order (default cpsat,ga,refinement)")
     parser.add_argument("--runs-from", type=Path, metavar="MARKDOWN",
                         help="take the full pipeline's runs from this earlier output of the bench instead of solving them")
     parser.add_argument("--journal", type=Path, metavar="JSONL",
@@ -318,14 +323,17 @@ def main() -> None:
     try:
         seeds = parse_seeds([args.seeds])
         ablated = parse_seeds([args.ablate]) if args.ablate else []
+        variants = [FULL] + [LEAVE_OUT[stage] for stage in args.leave_out.split(",")]
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(f"--seeds/--ablate: {e}")
+    except KeyError as e:
+        parser.error(f"--leave-out: {e.args[0]!r} is not one of {', '.join(LEAVE_OUT)}")
     known = best_known(args.best_known) if args.best_known.exists() else {}
     budget = {"time": args.time, "workers": args.workers, "solver": solver_digest()}
     earlier = (runs_from(args.runs_from) if args.runs_from else []) + journal_runs(args.journal, budget)
     done = {(r.instance, r.seed, r.variant) for r in earlier}
     wanted = [(p, s, FULL) for p in args.instances for s in seeds]
-    wanted += [(p, s, v) for v in VARIANTS for p in args.instances for s in ablated if v != FULL or s not in seeds]
+    wanted += [(p, s, v) for v in variants for p in args.instances for s in ablated if v != FULL or s not in seeds]
     record = journal_writer(args.journal, budget)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         pending = [
@@ -344,7 +352,7 @@ def main() -> None:
     print(summary_table(runs, monos, known))
     if ablated:
         print()
-        print(ablation_table(everything, sorted({r.instance for r in runs})))
+        print(ablation_table(everything, sorted({r.instance for r in runs}), variants))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from pathlib import Path
 
-from bench.quality import (FULL, VARIANTS, Run, ablation_table, journal_runs, journal_writer, runs_from, runs_table,
+from bench.quality import (FULL, LEAVE_OUT, VARIANTS, Run, ablation_table, journal_runs, journal_writer, runs_from, runs_table,
                            solver_digest)
 
 
@@ -23,11 +23,22 @@ def test_reads_back_the_runs_it_printed(tmp_path: Path) -> None:
 def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
     runs = [Run(n, s, 0, base + 10 * i + s, "", "", "", 1.0, None, None, v)
             for i, v in enumerate(VARIANTS) for n, base in (("a", 100), ("b", 200)) for s in (0, 1)]
-    table = ablation_table(runs, ["a", "b"])
+    table = ablation_table(runs, ["a", "b"], list(VARIANTS))
     full = next(line for line in table.splitlines() if line.startswith(f"| {FULL} "))
     assert "| 100.5 | 200.5 | **301.0** | – |" in full
     last = table.splitlines()[-1]  # the last variant: 30 more on each instance, 60 on the total
     assert last.endswith("| 130.5 | 230.5 | **361.0** | +19.9 % |")
+
+
+def test_an_ablation_of_some_stages_shows_those_in_the_order_asked() -> None:
+    without_ga = LEAVE_OUT["ga"]
+    runs = [Run("a", s, 0, soft, "", "", "", 1.0, None, None, v)
+            for s in (0, 1, 2) for v, soft in ((FULL, 100), (without_ga, 110))]
+    runs.append(Run("a", 3, 0, 999, "", "", "", 1.0, None, None, FULL))  # a seed the ablation lacks
+    rows = ablation_table(runs, ["a"], [FULL, without_ga]).splitlines()
+    assert rows[0].startswith("| variant (seeds 0,1,2) |")
+    assert [row.split(" | ")[0] for row in rows[2:]] == [f"| {FULL}", f"| {without_ga}"]
+    assert rows[-1].endswith("| **110.0** | +10.0 % |")
 
 
 def test_a_journal_gives_back_only_the_runs_of_the_same_budget_and_solver_code(tmp_path: Path) -> None:
