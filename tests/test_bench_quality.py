@@ -31,7 +31,7 @@ def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
 
 
 def test_an_ablation_of_some_stages_shows_those_in_the_order_asked() -> None:
-    without_ga = LEAVE_OUT["ga"]
+    without_ga, _ = LEAVE_OUT["ga"]
     runs = [Run("a", s, 0, soft, "", "", "", 1.0, None, None, v)
             for s in (0, 1, 2) for v, soft in ((FULL, 100), (without_ga, 110))]
     runs.append(Run("a", 3, 0, 999, "", "", "", 1.0, None, None, FULL))  # a seed the ablation lacks
