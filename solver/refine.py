@@ -7,12 +7,11 @@ periods; between kernel batches, a CP-SAT re-optimisation of a window of the tim
 Which neighbourhood runs next is an adaptive operator selection bandit: each one's
 reward is the cost it removed per second of its own running time (an exponential moving
 average), and the neighbourhoods get time shares proportional to it, with a floor so none
-starves. The temperature cools geometrically over all the time there is (one anneal,
-as slow as the budget allows); once cold, a search that stalls starts a new, cooler cycle
-over the time left, from the best timetable. A best of cost 0 ends the search at once:
-nothing can improve on it. With several workers, as many chains anneal at once in threads
-(the kernel releases the GIL) and meet at every reheat, where each starts again from the
-best of all.
+starves. The temperature cools geometrically over a cycle whose length grows with the
+instance; at the end of a cycle, or when the search stalls, a new and cooler one starts
+from the best timetable. A best of cost 0 ends the search at once: nothing can improve on it.
+With several workers, as many chains anneal at once in threads (the kernel releases the
+GIL) and meet at every reheat, where each starts again from the best of all.
 """
 
 from __future__ import annotations
@@ -39,29 +38,23 @@ REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
 T_START, T_END = 1.5, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
+# A cooling cycle lasts this long per lecture (at least MIN_CYCLE): long enough for the
+# annealing to settle at the ITC sizes, short enough that an easy instance is not kept
+# hot for its whole budget.
+CYCLE_PER_LECTURE = 0.15
+MIN_CYCLE = 1.0
 # The heat follows the cost: a timetable with many penalty points per lecture lies in a
 # rugged landscape that takes heat to cross, one near its optimum needs little (the same
 # idea as a great deluge whose bound is relative to the best). The schedule is scaled by
 # sqrt(cost per lecture / HEAT_REFERENCE), bounded, set from the best at every reheat.
 HEAT_REFERENCE = 0.25
 HEAT_BOUNDS = (0.4, 4.0)
-# The first cycle is as hot as its cost calls for once it has this many seconds per lecture
-# to cool in, and proportionally cooler with less: a hot start without the time to settle
-# is wasted (comp02 and comp03 from CP-SAT's cost at 120 s on one core, heat 4.0-4.9:
-# 43.8 and 81.8 over 5 seeds, against 42.4 and 74.8 from the GA's cost).
-HOT_SECONDS_PER_LECTURE = 1.0
 
 
 def heat_scale(soft: int, lectures: int) -> float:
     """How much hotter than the schedule's own temperatures a search at cost `soft` runs."""
     low, high = HEAT_BOUNDS
     return min(high, max(low, math.sqrt(soft / max(lectures, 1) / HEAT_REFERENCE)))
-
-
-def first_heat(soft: int, lectures: int, seconds: float) -> float:
-    """The heat scale of a search's first cycle, at cost `soft` with `seconds` to cool in."""
-    low, _ = HEAT_BOUNDS
-    return max(low, heat_scale(soft, lectures) * min(1.0, seconds / max(lectures, 1) / HOT_SECONDS_PER_LECTURE))
 
 
 @dataclass
@@ -140,21 +133,17 @@ class Schedule:
 
 
 class Annealer:
-    """Geometric cooling from now to the deadline, times `scale`. A stall once cold starts a
-    new cycle over the time left, never hotter than the last.
+    """Geometric cooling over a cycle of `cycle` seconds (or to the deadline), times `scale`;
+    the end of a cycle or a stall starts a new one, never hotter than the last."""
 
-    Cycles as long as the budget: short ones (0.15 s per lecture, before) did their work in
-    the first, hot one, and the cooler ones after it hardly moved the best (comp02, 300 s on
-    two cores: 47 from 90 s to the end; without the GA, 43 at 60 s and 40 at the end)."""
-
-    def __init__(self, start: float, deadline: float, schedule: Schedule, scale: float = 1.0) -> None:
-        self.deadline, self.end, self.scale = deadline, schedule.end, scale
+    def __init__(self, start: float, deadline: float, schedule: Schedule, cycle: float, scale: float = 1.0) -> None:
+        self.deadline, self.end, self.cycle, self.scale = deadline, schedule.end, cycle, scale
         self.t0, self.cycle_start = schedule.start, start
         self.stall = max(2.0, STALL_FRACTION * (deadline - start))
 
     @property
     def span(self) -> float:
-        return max(self.deadline - self.cycle_start, 1e-6)
+        return max(min(self.cycle, self.deadline - self.cycle_start), 1e-6)
 
     def at(self, now: float) -> float:
         return self.scale * self._unscaled(now)
@@ -164,11 +153,9 @@ class Annealer:
         return self.t0 * (self.end / self.t0) ** frac
 
     def over(self, now: float, best_since: float) -> bool:
-        """The cycle is over, or it is cold and the best has not moved for a stall's time (a
-        hot search drifts above its best, as it should: no stall there)."""
+        """The cycle is cold, or the best has not moved for a stall's time."""
         in_cycle = now - self.cycle_start
-        cold = self._unscaled(now) <= 2 * self.end
-        return in_cycle >= self.span or (cold and now - best_since > self.stall and in_cycle > self.stall)
+        return in_cycle >= self.span or (now - best_since > self.stall and in_cycle > self.stall)
 
     def reheat(self, now: float, scale: float = 1.0) -> None:
         # Four times the present heat, but never above the last start: a cycle cut short by a
@@ -224,11 +211,9 @@ def refine(
     workers: int = 1,
     should_stop: StopCheck = never_stop,
     on_iteration: SearchCallback = ignore_search,
-    heat_from: int | None = None,
 ) -> Refined:
     """The best timetable found within `time_limit` seconds, never worse than `timetable`,
-    and the moves its search proposed and accepted. The first cycle's heat follows the soft
-    cost `heat_from` (by default the input's) and the time there is (see `first_heat`)."""
+    and the moves its search proposed and accepted."""
     start = time.monotonic()
     deadline = start + time_limit
     rng = random.Random(seed)
@@ -236,14 +221,13 @@ def refine(
     if state.hard:  # the annealing needs a complete, clash-free start: hand on the closest one
         found, moves = state.to_timetable(), MoveStats()
     else:
-        found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration,
-                                   heat_from)
+        found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
     return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, moves)
 
 
 def _run_chains(
     timetable: Timetable, rng: random.Random, start: float, deadline: float, workers: int,
-    should_stop: StopCheck, on_iteration: SearchCallback, heat_from: int | None,
+    should_stop: StopCheck, on_iteration: SearchCallback,
 ) -> tuple[Timetable, MoveStats]:
     """One annealing chain per worker, at once (the kernel runs without the GIL), meeting
     at each reheat; the first one reports. The best of all, and the moves of all."""
@@ -255,7 +239,7 @@ def _run_chains(
 
     chains += [
         LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline, stop,
-                    on_iteration if k == 0 else ignore_search, heat_from=heat_from)
+                    on_iteration if k == 0 else ignore_search)
         for k in range(max(1, workers))
     ]
     if len(chains) > 1:
@@ -303,17 +287,15 @@ class LocalSearch:
         on_iteration: SearchCallback,
         schedule: Schedule = Schedule(),
         window: bool = True,
-        heat_from: int | None = None,
     ) -> None:
         self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
         self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
         self.kernel_seed = rng.randrange(2**31)
         self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
+        cycle = max(MIN_CYCLE, CYCLE_PER_LECTURE * len(start_timetable.period))
         self.follows_cost = schedule.follows_cost
-        cost = self.best.soft if heat_from is None else heat_from
-        scale = first_heat(cost, len(start_timetable.period), deadline - start) if self.follows_cost else 1.0
-        self.annealer = Annealer(start, deadline, schedule, scale)
+        self.annealer = Annealer(start, deadline, schedule, cycle, self._heat())
         self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + ([WINDOW] if window else []), rng)
         self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
         self.proposals, self.next_report = 0, 0.0
