@@ -6,8 +6,9 @@ A child is its first parent with the courses of a random third of the curricula 
 the second parent's slots, lecture by lecture, wherever that stays feasible (so no repair
 is needed), followed by a short, cool annealing run that settles the seams. A child whose
 cost equals a member's is dropped, which keeps the population diverse; the hall of fame
-keeps the best timetable ever seen, and it goes into every generation. With several workers,
-as many founders or children anneal at once, in threads.
+keeps the best timetable ever seen, and it goes into every generation. Once STALL_CHILDREN
+children in a row have not improved on it, the GA ends and hands its time on to the
+refinement. With several workers, as many founders or children anneal at once, in threads.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ POPULATION = 6
 # Seconds of annealing per founder and per child, as shares of the GA's time.
 FOUNDER_SHARE = 0.06
 CHILD_SHARE = 0.03
+# Children in a row that do not improve the best, after which the GA's time serves better
+# in the refinement: more than the population, so every member has had its chances to mate.
+STALL_CHILDREN = 2 * POPULATION
 # Fixed heats: the GA's runs are too short to cool from a cost-scaled start.
-FOUNDING = Schedule(start=2.0, end=0.3, follows_cost=False)  # wanders off the input, then settles
-SETTLING = Schedule(start=0.6, end=0.1, follows_cost=False)  # keeps most of what recombination brought
+FOUNDING = Schedule(start=2.0, end=0.3, follows_cost=False, probes=False)  # wanders off the input, then settles
+SETTLING = Schedule(start=0.6, end=0.1, follows_cost=False, probes=False)  # keeps most of what recombination brought
 
 if not hasattr(creator, "TimetableFitness"):
     creator.create("TimetableFitness", base.Fitness, weights=(-1.0,))
@@ -97,9 +101,12 @@ def evolve(
     on_generation(0, 1, evaluate(base_tt), None)
     generation, total = 0, 1
 
+    stalled = 0  # children since the best last improved
+
     def running() -> bool:
         # A best of cost 0 cannot improve: stop there.
-        return hof[0].fitness.values[0] > 0 and time.monotonic() < deadline and not should_stop()
+        return (hof[0].fitness.values[0] > 0 and stalled < STALL_CHILDREN and time.monotonic() < deadline
+                and not should_stop())
 
     optimal = threading.Event()  # one member of cost 0 ends the others' annealing too
 
@@ -121,6 +128,7 @@ def evolve(
             if len(population) < POPULATION:
                 population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), FOUNDER_SHARE, FOUNDING)
             else:
+                stalled += workers
                 parents = [tools.selTournament(population, 2, tournsize=2) for _ in range(workers)]
                 mixed = [_crossover(base_tt, first, second, rng) for first, second in parents]
                 for child in anneal_all(mixed, CHILD_SHARE, SETTLING):
@@ -131,6 +139,7 @@ def evolve(
             per_generation = (time.monotonic() - start) / generation
             total = max(generation, generation + int((deadline - time.monotonic()) / per_generation))
             improved = hof[0].fitness.values[0] < before
+            stalled = 0 if improved else stalled
             on_generation(generation, total, _cost(base_tt, hof[0]), _timetable(base_tt, hof[0]) if improved else None)
     found = _timetable(base_tt, hof[0])
     return found if evaluate(found).key < evaluate(timetable).key else timetable

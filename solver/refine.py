@@ -7,11 +7,13 @@ periods; between kernel batches, a CP-SAT re-optimisation of a window of the tim
 Which neighbourhood runs next is an adaptive operator selection bandit: each one's
 reward is the cost it removed per second of its own running time (an exponential moving
 average), and the neighbourhoods get time shares proportional to it, with a floor so none
-starves. The temperature cools geometrically over a cycle whose length grows with the
-instance; at the end of a cycle, or when the search stalls, a new and cooler one starts
-from the best timetable. A best of cost 0 ends the search at once: nothing can improve on it.
-With several workers, as many chains anneal at once in threads (the kernel releases the
-GIL) and meet at every reheat, where each starts again from the best of all.
+starves. The temperature cools geometrically: first over a short probing cycle, which finds
+an easy instance's optimum within seconds, then once more over all the time left (one
+anneal, as slow as the budget allows); once cold, a search that stalls starts a new, cooler
+cycle over the time left, from the best timetable. A best of cost 0 ends the search at once:
+nothing can improve on it. With several workers, as many chains anneal at once in threads
+(the kernel releases the GIL) and meet at every reheat, where each starts again from the
+best of all.
 """
 
 from __future__ import annotations
@@ -38,23 +40,36 @@ REPORT_SHARE_INVERSE = 20  # reports take at most 1/20 of the time
 T_START, T_END = 1.5, 0.15
 HALF_LIFE = 3.0  # seconds
 STALL_FRACTION = 0.15
-# A cooling cycle lasts this long per lecture (at least MIN_CYCLE): long enough for the
-# annealing to settle at the ITC sizes, short enough that an easy instance is not kept
-# hot for its whole budget.
+# The probing cycle lasts this long per lecture (at least MIN_CYCLE), and at most PROBE_SHARE
+# of the time: enough to settle an easy instance at its optimum (a 31-lecture one with
+# optimum 0 reaches it in 0.5-1.5 s), little enough that a hard one keeps most of its time
+# for the long anneal.
 CYCLE_PER_LECTURE = 0.15
 MIN_CYCLE = 1.0
+PROBE_SHARE = 0.1
 # The heat follows the cost: a timetable with many penalty points per lecture lies in a
 # rugged landscape that takes heat to cross, one near its optimum needs little (the same
 # idea as a great deluge whose bound is relative to the best). The schedule is scaled by
 # sqrt(cost per lecture / HEAT_REFERENCE), bounded, set from the best at every reheat.
 HEAT_REFERENCE = 0.25
 HEAT_BOUNDS = (0.4, 4.0)
+# The long anneal is as hot as its cost calls for once it has this many seconds per lecture
+# to cool in, and proportionally cooler with less: a hot start without the time to settle
+# is wasted (comp02 and comp03 from CP-SAT's cost at 120 s on one core, heat 4.0-4.9:
+# 43.8 and 81.8 over 5 seeds, against 42.4 and 74.8 from the GA's cost).
+HOT_SECONDS_PER_LECTURE = 1.0
 
 
 def heat_scale(soft: int, lectures: int) -> float:
     """How much hotter than the schedule's own temperatures a search at cost `soft` runs."""
     low, high = HEAT_BOUNDS
     return min(high, max(low, math.sqrt(soft / max(lectures, 1) / HEAT_REFERENCE)))
+
+
+def first_heat(soft: int, lectures: int, seconds: float) -> float:
+    """The heat scale of the long anneal, at cost `soft` with `seconds` to cool in."""
+    low, _ = HEAT_BOUNDS
+    return max(low, heat_scale(soft, lectures) * min(1.0, seconds / max(lectures, 1) / HOT_SECONDS_PER_LECTURE))
 
 
 @dataclass
@@ -130,20 +145,29 @@ class Schedule:
     start: float = T_START
     end: float = T_END
     follows_cost: bool = True
+    # A short probing cycle before the long anneal; without it, one cycle over all the time
+    # (the GA's runs, too short to need one).
+    probes: bool = True
 
 
 class Annealer:
-    """Geometric cooling over a cycle of `cycle` seconds (or to the deadline), times `scale`;
-    the end of a cycle or a stall starts a new one, never hotter than the last."""
+    """Geometric cooling, times `scale`. The first cycle lasts `first_cycle` seconds, or until the
+    best stalls; every cycle after it runs to the deadline, and a stall ends it only once cold.
 
-    def __init__(self, start: float, deadline: float, schedule: Schedule, cycle: float, scale: float = 1.0) -> None:
-        self.deadline, self.end, self.cycle, self.scale = deadline, schedule.end, cycle, scale
-        self.t0, self.cycle_start = schedule.start, start
+    Cycles as long as the budget: short ones (0.15 s per lecture) did their work in the first,
+    hot one, and the cooler ones after it hardly moved the best (comp02, 300 s on two cores:
+    47 from 90 s to the end; without the GA, 43 at 60 s and 40 at the end)."""
+
+    def __init__(self, start: float, deadline: float, schedule: Schedule, first_cycle: float, scale: float = 1.0) -> None:
+        self.deadline, self.end, self.scale = deadline, schedule.end, scale
+        self.first_t0 = self.t0 = schedule.start
+        self.cycle_start, self.cycle_end = start, min(start + first_cycle, deadline)
+        self.probing = self.cycle_end < deadline
         self.stall = max(2.0, STALL_FRACTION * (deadline - start))
 
     @property
     def span(self) -> float:
-        return max(min(self.cycle, self.deadline - self.cycle_start), 1e-6)
+        return max(self.cycle_end - self.cycle_start, 1e-6)
 
     def at(self, now: float) -> float:
         return self.scale * self._unscaled(now)
@@ -153,15 +177,19 @@ class Annealer:
         return self.t0 * (self.end / self.t0) ** frac
 
     def over(self, now: float, best_since: float) -> bool:
-        """The cycle is cold, or the best has not moved for a stall's time."""
+        """The cycle is over, or the best has not moved for a stall's time and the cycle is the
+        probe or cold (a hot search drifts above its best, as it should: no stall there)."""
         in_cycle = now - self.cycle_start
-        return in_cycle >= self.span or (now - best_since > self.stall and in_cycle > self.stall)
+        stalled = now - best_since > self.stall and in_cycle > self.stall
+        cold = self._unscaled(now) <= 2 * self.end
+        return now >= self.cycle_end or (stalled and (self.probing or cold))
 
     def reheat(self, now: float, scale: float = 1.0) -> None:
+        """A new cycle over the time left: after the probe, as hot as the schedule starts."""
         # Four times the present heat, but never above the last start: a cycle cut short by a
         # stall while still hot must not climb from start to start, away from a good input.
-        self.t0 = max(self.end * 2, min(self._unscaled(now) * 4, self.t0 / 2))
-        self.cycle_start, self.scale = now, scale
+        self.t0 = self.first_t0 if self.probing else max(self.end * 2, min(self._unscaled(now) * 4, self.t0 / 2))
+        self.cycle_start, self.cycle_end, self.scale, self.probing = now, self.deadline, scale, False
 
 
 class _Best:
@@ -211,9 +239,11 @@ def refine(
     workers: int = 1,
     should_stop: StopCheck = never_stop,
     on_iteration: SearchCallback = ignore_search,
+    heat_from: int | None = None,
 ) -> Refined:
     """The best timetable found within `time_limit` seconds, never worse than `timetable`,
-    and the moves its search proposed and accepted."""
+    and the moves its search proposed and accepted. The long anneal's heat follows the soft
+    cost `heat_from` (by default the input's) and the time there is (see `first_heat`)."""
     start = time.monotonic()
     deadline = start + time_limit
     rng = random.Random(seed)
@@ -221,13 +251,14 @@ def refine(
     if state.hard:  # the annealing needs a complete, clash-free start: hand on the closest one
         found, moves = state.to_timetable(), MoveStats()
     else:
-        found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration)
+        found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration,
+                                   heat_from)
     return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, moves)
 
 
 def _run_chains(
     timetable: Timetable, rng: random.Random, start: float, deadline: float, workers: int,
-    should_stop: StopCheck, on_iteration: SearchCallback,
+    should_stop: StopCheck, on_iteration: SearchCallback, heat_from: int | None,
 ) -> tuple[Timetable, MoveStats]:
     """One annealing chain per worker, at once (the kernel runs without the GIL), meeting
     at each reheat; the first one reports. The best of all, and the moves of all."""
@@ -239,7 +270,7 @@ def _run_chains(
 
     chains += [
         LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline, stop,
-                    on_iteration if k == 0 else ignore_search)
+                    on_iteration if k == 0 else ignore_search, heat_from=heat_from)
         for k in range(max(1, workers))
     ]
     if len(chains) > 1:
@@ -287,15 +318,16 @@ class LocalSearch:
         on_iteration: SearchCallback,
         schedule: Schedule = Schedule(),
         window: bool = True,
+        heat_from: int | None = None,
     ) -> None:
         self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
         self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
         self.kernel_seed = rng.randrange(2**31)
         self.best = _Best(self.dynamic[0], self.dynamic[1], self.soft)
-        cycle = max(MIN_CYCLE, CYCLE_PER_LECTURE * len(start_timetable.period))
         self.follows_cost = schedule.follows_cost
-        self.annealer = Annealer(start, deadline, schedule, cycle, self._heat())
+        self.heat_from = self.best.soft if heat_from is None else heat_from
+        self.annealer = Annealer(start, deadline, schedule, self._probe(schedule, deadline - start), self._heat())
         self.bandit = OperatorBandit([name for name, _, _ in NEIGHBOURHOODS] + ([WINDOW] if window else []), rng)
         self.per_second = [100_000.0] * len(NEIGHBOURHOODS)  # proposals per second, to size the batches
         self.proposals, self.next_report = 0, 0.0
@@ -309,6 +341,12 @@ class LocalSearch:
 
     def _heat(self) -> float:
         return heat_scale(self.best.soft, len(self.timetable.period)) if self.follows_cost else 1.0
+
+    def _probe(self, schedule: Schedule, seconds: float) -> float:
+        """The first cycle's length: the probe's, or all the time there is."""
+        if not schedule.probes:
+            return seconds
+        return min(max(MIN_CYCLE, CYCLE_PER_LECTURE * len(self.timetable.period)), PROBE_SHARE * seconds)
 
     def run(self) -> None:
         kernel.seed(self.kernel_seed)  # the kernel's random state is the running thread's own
@@ -374,7 +412,12 @@ class LocalSearch:
         if self.shared is not None:
             self.shared.exchange(self.best)
         self._load(self.best.timetable(self.timetable))
-        self.annealer.reheat(now, self._heat())
+        if self.annealer.probing and self.follows_cost:
+            # The long anneal: as hot as `heat_from` calls for and the time left allows.
+            scale = first_heat(self.heat_from, len(self.timetable.period), self.deadline - now)
+        else:
+            scale = self._heat()
+        self.annealer.reheat(now, scale)
         self.best.when = now
 
     def _report(self, now: float) -> None:

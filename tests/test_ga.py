@@ -8,7 +8,7 @@ import time
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, evaluate
-from solver.ga import evolve
+from solver.ga import CHILD_SHARE, FOUNDER_SHARE, POPULATION, STALL_CHILDREN, evolve
 from solver.ctt import parse_ctt
 from solver.timetable import Timetable
 from tests.conftest import CTT_DIR
@@ -60,3 +60,45 @@ def test_two_workers_anneal_two_at_once_and_stay_feasible_and_never_worse() -> N
     first = start()
     out = evolve(first, time_limit=2, seed=4, workers=2)
     assert evaluate(out).hard == 0 and evaluate(out).key <= evaluate(first).key
+
+
+# Two courses of two lectures each that ask for three working days: 5 + 5 whatever the
+# timetable, and every founder reaches that optimum, so no child can improve on it.
+UNAVOIDABLE_10 = """Name: Unavoidable10
+Courses: 2
+Rooms: 1
+Days: 5
+Periods_per_day: 4
+Curricula: 1
+Constraints: 0
+
+COURSES:
+c1 t1 2 3 10
+c2 t2 2 3 10
+
+ROOMS:
+r1 20
+
+CURRICULA:
+q1 2 c1 c2
+
+UNAVAILABILITY_CONSTRAINTS:
+
+END.
+"""
+
+
+def test_a_best_that_stalls_ends_the_ga_before_its_time_is_up() -> None:
+    first = feasible_state(Timetable.empty(parse_ctt(UNAVOIDABLE_10)), random.Random(0), time.monotonic() + 5,
+                           lambda: False).to_timetable()
+    reports: list[tuple[int, int, Cost, Timetable | None]] = []
+    time_limit = 8.0
+    began = time.monotonic()
+    out = evolve(first, time_limit=time_limit, seed=0, on_generation=lambda *r: reports.append(r))
+    spent = time.monotonic() - began
+    assert evaluate(out) == Cost(min_working_days=10)
+    # The input's report, the founders (the rest of the population, one per generation), then
+    # STALL_CHILDREN children in a row without a new best, and no more: the time left is handed on.
+    children = reports[POPULATION:]
+    assert len(children) == STALL_CHILDREN and all(tt is None for *_, tt in children)
+    assert spent < ((POPULATION - 1) * FOUNDER_SHARE + (STALL_CHILDREN + 1) * CHILD_SHARE) * time_limit < time_limit

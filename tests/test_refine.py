@@ -14,7 +14,20 @@ from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.generate import generate
 from solver import kernel
-from solver.refine import HEAT_BOUNDS, Annealer, LocalSearch, Schedule, SharedBest, _Best, heat_scale, refine
+from solver.refine import (
+    HEAT_BOUNDS,
+    HOT_SECONDS_PER_LECTURE,
+    T_END,
+    T_START,
+    Annealer,
+    LocalSearch,
+    Schedule,
+    SharedBest,
+    _Best,
+    first_heat,
+    heat_scale,
+    refine,
+)
 from solver.state import SearchState
 from solver.timetable import Timetable
 from solver.window import reoptimize_window
@@ -146,7 +159,7 @@ def test_two_workers_anneal_two_chains_and_hand_back_the_best() -> None:
 def test_a_reheat_never_starts_hotter_than_the_last_cycle() -> None:
     # A stall cuts a cycle short while it is still hot: four times that heat must not climb
     # above the last start, or a good input would be left further behind at every reheat.
-    annealer = Annealer(0.0, 100.0, Schedule(start=1.5, end=0.15), cycle=50.0)
+    annealer = Annealer(0.0, 100.0, Schedule(start=1.5, end=0.15), first_cycle=50.0)
     starts = []
     for k in range(1, 6):
         annealer.reheat(k * 2.0)
@@ -161,6 +174,49 @@ def test_the_heat_follows_the_cost_per_lecture_within_its_bounds() -> None:
     assert scales == sorted(scales)
     assert scales[0] == low and scales[-1] == high
     assert heat_scale(25, 100) == pytest.approx(1.0)  # at the reference cost the schedule is as written
-    hot = Annealer(0.0, 100.0, Schedule(), cycle=50.0, scale=heat_scale(400, 100))
-    plain = Annealer(0.0, 100.0, Schedule(), cycle=50.0)
+    hot = Annealer(0.0, 100.0, Schedule(), first_cycle=50.0, scale=heat_scale(400, 100))
+    plain = Annealer(0.0, 100.0, Schedule(), first_cycle=50.0)
     assert hot.at(10.0) == pytest.approx(plain.at(10.0) * heat_scale(400, 100))
+
+
+def test_a_short_probe_then_one_anneal_over_the_time_left_that_a_stall_ends_only_once_cold() -> None:
+    annealer = Annealer(0.0, 100.0, Schedule(start=1.5, end=0.15), first_cycle=10.0)
+    assert annealer.probing and annealer.at(10.0) == pytest.approx(0.15)
+    assert annealer.over(10.0, best_since=9.9), "the probe is over"
+    assert annealer.over(5.0, best_since=0.0) is False, "no stall yet (2 s at least, 15 % of the time)"
+    annealer.reheat(10.0, scale=2.0)
+    assert not annealer.probing
+    assert annealer.at(10.0) == pytest.approx(2.0 * 1.5), "as hot as the schedule starts, at the new scale"
+    assert annealer.at(100.0) == pytest.approx(2.0 * 0.15), "and cold at the deadline"
+    assert not annealer.over(50.0, best_since=10.0), "hot: the search may drift above its best"
+    assert annealer.over(95.0, best_since=10.0), "cold and stalled"
+    assert not annealer.over(95.0, best_since=94.0), "cold but still improving"
+    assert annealer.over(100.0, best_since=99.9), "the time is up"
+
+
+def test_a_probe_as_long_as_the_time_is_one_cycle_over_all_of_it() -> None:
+    annealer = Annealer(0.0, 5.0, Schedule(probes=False), first_cycle=5.0)
+    assert not annealer.probing and annealer.at(5.0) == pytest.approx(T_END)
+    assert not annealer.over(2.5, best_since=0.0), "hot, and no probe to stall"
+
+
+def test_the_long_anneal_is_as_hot_as_the_cost_it_follows_when_there_is_time_to_cool() -> None:
+    start = comp01()
+    lectures, soft = len(start.period), evaluate(start).soft
+    plenty = 2 * HOT_SECONDS_PER_LECTURE * lectures
+
+    def long_heat(seconds: float, heat_from: int | None = None) -> float:
+        """The heat at the start of the long anneal, after a probe cut short at once."""
+        search = LocalSearch(start, random.Random(0), 0.0, seconds, lambda: False, lambda *_: None, heat_from=heat_from)
+        search._reheat(0.0)
+        return search.annealer.at(0.0)
+
+    low, _ = HEAT_BOUNDS
+    assert long_heat(plenty) == pytest.approx(T_START * heat_scale(soft, lectures))
+    assert long_heat(plenty, heat_from=4 * soft) == pytest.approx(T_START * heat_scale(4 * soft, lectures))
+    assert long_heat(plenty, heat_from=0) == pytest.approx(T_START * low)
+    # With a quarter of the time it takes to cool, a quarter of the heat (within the bounds).
+    short = HOT_SECONDS_PER_LECTURE * lectures / 4
+    assert long_heat(short) == pytest.approx(T_START * max(low, heat_scale(soft, lectures) / 4))
+    assert first_heat(soft, lectures, short) < first_heat(soft, lectures, plenty)
+    assert first_heat(10**6, lectures, 0.0) == low
