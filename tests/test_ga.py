@@ -101,4 +101,7 @@ def test_a_best_that_stalls_ends_the_ga_before_its_time_is_up() -> None:
     # STALL_CHILDREN children in a row without a new best, and no more: the time left is handed on.
     children = reports[POPULATION:]
     assert len(children) == STALL_CHILDREN and all(tt is None for *_, tt in children)
-    assert spent < ((POPULATION - 1) * FOUNDER_SHARE + (STALL_CHILDREN + 1) * CHILD_SHARE) * time_limit < time_limit
+    # Their annealing alone takes 66 % of the time limit; the GA's own work adds a little. A bound
+    # closer than 90 % would fail on a busy machine, without the stall rule it runs to 100 %.
+    assert (POPULATION - 1) * FOUNDER_SHARE + STALL_CHILDREN * CHILD_SHARE < 0.7
+    assert spent < 0.9 * time_limit
