@@ -92,34 +92,61 @@ def evaluate_table(instance: Instance, tt: np.ndarray) -> Cost:
     per_room_period = np.bincount(tt[c_idx, p_idx] * ix.n_periods + p_idx, minlength=ix.n_rooms * ix.n_periods)
     room_occupation = int(np.maximum(per_room_period - 1, 0).sum())
 
-    room_capacity = int(ix.capacity_penalty[c_idx, tt[c_idx, p_idx]].sum())
-    days_used = busy.reshape(ix.n_courses, ix.days, ix.periods_per_day).any(axis=2).sum(axis=1)
-    min_working_days = MIN_WORKING_DAYS_WEIGHT * int(np.maximum(ix.min_days - days_used, 0).sum())
-    room_stability = sum(max(len(set(tt[c][busy[c]].tolist())) - 1, 0) for c in range(ix.n_courses))
+    capacity, working_days, stability = course_costs(instance, tt)
 
     return Cost(
         lectures=lectures,
         conflicts=conflicts,
         availability=availability,
         room_occupation=room_occupation,
-        room_capacity=room_capacity,
-        min_working_days=min_working_days,
+        room_capacity=int(capacity.sum()),
+        min_working_days=int(working_days.sum()),
         curriculum_compactness=COMPACTNESS_WEIGHT * isolated_lectures(busy, ix.curriculum_courses, ix.periods_per_day),
-        room_stability=room_stability,
+        room_stability=int(stability.sum()),
     )
 
 
+def course_costs(instance: Instance, tt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per course, of the table `tt[course, period] = room`: room capacity, minimum working days
+    (weighted) and room stability cost."""
+    ix = instance.index
+    busy = tt >= 0
+    c_idx, p_idx = np.nonzero(busy)
+    capacity = np.bincount(c_idx, weights=ix.capacity_penalty[c_idx, tt[c_idx, p_idx]], minlength=ix.n_courses)
+    days_used = busy.reshape(ix.n_courses, ix.days, ix.periods_per_day).any(axis=2).sum(axis=1)
+    working_days = MIN_WORKING_DAYS_WEIGHT * np.maximum(ix.min_days - days_used, 0)
+    stability = np.array([max(len(set(tt[c][busy[c]].tolist())) - 1, 0) for c in range(ix.n_courses)], dtype=np.int64)
+    return capacity.astype(np.int64), working_days, stability
+
+
+def curriculum_costs(timetable: Timetable) -> np.ndarray:
+    """Each curriculum's part of the soft cost: its isolated lectures and its courses' own costs
+    (a course in several curricula counts in each), for the GA to tell which parent serves a
+    curriculum better."""
+    ix = timetable.instance.index
+    tt = course_period_table(timetable)
+    per_course = sum(course_costs(timetable.instance, tt))
+    isolated = isolated_per_curriculum(tt >= 0, ix.curriculum_courses, ix.periods_per_day)
+    return COMPACTNESS_WEIGHT * isolated + np.array([per_course[list(q)].sum() for q in ix.curriculum_courses],
+                                                    dtype=np.int64)
+
+
 def isolated_lectures(busy: np.ndarray, curricula: tuple[tuple[int, ...], ...], periods_per_day: int) -> int:
-    """The validator's test, literally: the first period of a day looks at the next one,
-    the last at the previous one, any period at both neighbours (out of range counts as empty)."""
+    return int(isolated_per_curriculum(busy, curricula, periods_per_day).sum())
+
+
+def isolated_per_curriculum(busy: np.ndarray, curricula: tuple[tuple[int, ...], ...], periods_per_day: int) -> np.ndarray:
+    """Isolated lectures per curriculum, by the validator's test, literally: the first period of
+    a day looks at the next one, the last at the previous one, any period at both neighbours
+    (out of range counts as empty)."""
     n_periods = busy.shape[1]
     slot = np.arange(n_periods) % periods_per_day
-    total = 0
-    for members in curricula:
+    totals = np.zeros(len(curricula), dtype=np.int64)
+    for q, members in enumerate(curricula):
         count = busy[list(members)].sum(axis=0)
         has = count > 0
         nxt = np.concatenate((has[1:], [False]))
         prv = np.concatenate(([False], has[:-1]))
         isolated = ((slot == 0) & ~nxt) | ((slot == periods_per_day - 1) & ~prv) | (~nxt & ~prv)
-        total += int(count[has & isolated].sum())
-    return total
+        totals[q] = int(count[has & isolated].sum())
+    return totals

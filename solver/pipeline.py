@@ -41,7 +41,7 @@ from solver.timetable import Timetable
 
 # Share of the time budget per search stage; refinement gets what is left.
 CPSAT_SHARE = 0.05
-GA_SHARE = 0.05
+GA_SHARE = 0.1  # as long as the refinement's probe, which the GA's founders stand in for
 # Lectures per cluster: small enough that each cluster's model builds and solves in
 # seconds whatever the instance's size (the count of clusters grows with it instead).
 CLUSTER_LECTURES = 60
@@ -195,6 +195,7 @@ def solve(
         # not the GA ran: the GA's timetable, cheaper but quenched by short anneals, made for a
         # cooler start and a worse end (comp02, 300 s on two cores: 43.3 against 36.0 without it).
         heat_from=stage_costs[CPSAT].soft,
+        probe=GA in skip,  # the GA's founders probed already
         on_iteration=lambda done, total, cost, tt: best.report(REFINEMENT, done, total, tt, cost if tt is not None else None),
     )
     best.offer(refined.timetable)

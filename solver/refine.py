@@ -8,9 +8,10 @@ Which neighbourhood runs next is an adaptive operator selection bandit: each one
 reward is the cost it removed per second of its own running time (an exponential moving
 average), and the neighbourhoods get time shares proportional to it, with a floor so none
 starves. The temperature cools geometrically: first over a short probing cycle, which finds
-an easy instance's optimum within seconds, then once more over all the time left (one
-anneal, as slow as the budget allows); once cold, a search that stalls starts a new, cooler
-cycle over the time left, from the best timetable. A best of cost 0 ends the search at once:
+an easy instance's optimum within seconds (left out when the GA's founders probed already),
+then once more over all the time left (one anneal, as slow as the budget allows); once
+cold, a search that stalls starts a new, cooler cycle over the time left, from the best
+timetable. A best of cost 0 ends the search at once:
 nothing can improve on it. With several workers, as many chains anneal at once in threads
 (the kernel releases the GIL) and meet at every reheat, where each starts again from the
 best of all.
@@ -66,7 +67,7 @@ def heat_scale(soft: int, lectures: int) -> float:
     return min(high, max(low, math.sqrt(soft / max(lectures, 1) / HEAT_REFERENCE)))
 
 
-def first_heat(soft: int, lectures: int, seconds: float) -> float:
+def long_anneal_heat(soft: int, lectures: int, seconds: float) -> float:
     """The heat scale of the long anneal, at cost `soft` with `seconds` to cool in."""
     low, _ = HEAT_BOUNDS
     return max(low, heat_scale(soft, lectures) * min(1.0, seconds / max(lectures, 1) / HOT_SECONDS_PER_LECTURE))
@@ -151,12 +152,13 @@ class Schedule:
 
 
 class Annealer:
-    """Geometric cooling, times `scale`. The first cycle lasts `first_cycle` seconds, or until the
-    best stalls; every cycle after it runs to the deadline, and a stall ends it only once cold.
+    """Geometric cooling, times `scale`. The first cycle (the probe) lasts `first_cycle` seconds,
+    or until the best stalls; every cycle after it runs to the deadline, and a stall ends it
+    only once cold.
 
-    Cycles as long as the budget: short ones (0.15 s per lecture) did their work in the first,
-    hot one, and the cooler ones after it hardly moved the best (comp02, 300 s on two cores:
-    47 from 90 s to the end; without the GA, 43 at 60 s and 40 at the end)."""
+    After the probe, cycles as long as the budget: a series of short ones did its work in the
+    first, hot one, and the cooler ones after it hardly moved the best (comp02, 300 s on two
+    cores: 47 from 90 s to the end; without the GA, 43 at 60 s and 40 at the end)."""
 
     def __init__(self, start: float, deadline: float, schedule: Schedule, first_cycle: float, scale: float = 1.0) -> None:
         self.deadline, self.end, self.scale = deadline, schedule.end, scale
@@ -240,10 +242,12 @@ def refine(
     should_stop: StopCheck = never_stop,
     on_iteration: SearchCallback = ignore_search,
     heat_from: int | None = None,
+    probe: bool = True,
 ) -> Refined:
     """The best timetable found within `time_limit` seconds, never worse than `timetable`,
     and the moves its search proposed and accepted. The long anneal's heat follows the soft
-    cost `heat_from` (by default the input's) and the time there is (see `first_heat`)."""
+    cost `heat_from` (by default the input's) and the time there is (see `long_anneal_heat`).
+    Without `probe`, the long anneal begins at once (the input comes from a search that probed)."""
     start = time.monotonic()
     deadline = start + time_limit
     rng = random.Random(seed)
@@ -252,13 +256,13 @@ def refine(
         found, moves = state.to_timetable(), MoveStats()
     else:
         found, moves = _run_chains(state.to_timetable(), rng, start, deadline, workers, should_stop, on_iteration,
-                                   heat_from)
+                                   heat_from, probe)
     return Refined(found if evaluate(found).key < evaluate(timetable).key else timetable, moves)
 
 
 def _run_chains(
     timetable: Timetable, rng: random.Random, start: float, deadline: float, workers: int,
-    should_stop: StopCheck, on_iteration: SearchCallback, heat_from: int | None,
+    should_stop: StopCheck, on_iteration: SearchCallback, heat_from: int | None, probe: bool,
 ) -> tuple[Timetable, MoveStats]:
     """One annealing chain per worker, at once (the kernel runs without the GIL), meeting
     at each reheat; the first one reports. The best of all, and the moves of all."""
@@ -270,7 +274,7 @@ def _run_chains(
 
     chains += [
         LocalSearch(timetable, random.Random(rng.randrange(2**31)), start, deadline, stop,
-                    on_iteration if k == 0 else ignore_search, heat_from=heat_from)
+                    on_iteration if k == 0 else ignore_search, heat_from=heat_from, probe=probe)
         for k in range(max(1, workers))
     ]
     if len(chains) > 1:
@@ -319,7 +323,9 @@ class LocalSearch:
         schedule: Schedule = Schedule(),
         window: bool = True,
         heat_from: int | None = None,
+        probe: bool = True,
     ) -> None:
+        self.probe = probe
         self.timetable, self.rng, self.deadline, self.should_stop = start_timetable, rng, deadline, should_stop
         self.on_iteration, self.start = on_iteration, start
         self.static, self.dynamic, self.scratch = kernel.build(start_timetable)
@@ -343,9 +349,12 @@ class LocalSearch:
         return heat_scale(self.best.soft, len(self.timetable.period)) if self.follows_cost else 1.0
 
     def _probe(self, schedule: Schedule, seconds: float) -> float:
-        """The first cycle's length: the probe's, or all the time there is."""
+        """The first cycle's length: the probe's, none (the long anneal begins at once), or all the
+        time there is (a schedule without a probe: one cycle)."""
         if not schedule.probes:
             return seconds
+        if not self.probe:
+            return 0.0
         return min(max(MIN_CYCLE, CYCLE_PER_LECTURE * len(self.timetable.period)), PROBE_SHARE * seconds)
 
     def run(self) -> None:
@@ -414,7 +423,7 @@ class LocalSearch:
         self._load(self.best.timetable(self.timetable))
         if self.annealer.probing and self.follows_cost:
             # The long anneal: as hot as `heat_from` calls for and the time left allows.
-            scale = first_heat(self.heat_from, len(self.timetable.period), self.deadline - now)
+            scale = long_anneal_heat(self.heat_from, len(self.timetable.period), self.deadline - now)
         else:
             scale = self._heat()
         self.annealer.reheat(now, scale)

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from solver.ctt import parse_ctt, parse_sol
-from solver.evaluate import Cost, evaluate, evaluate_assignments
+from solver.evaluate import (
+    COMPACTNESS_WEIGHT,
+    Cost,
+    course_costs,
+    course_period_table,
+    curriculum_costs,
+    evaluate,
+    evaluate_assignments,
+    isolated_lectures,
+)
 from solver.model import Instance
 from solver.timetable import Timetable
 from tests.conftest import CTT_DIR
@@ -57,3 +66,24 @@ def test_evaluator_matches_official_validator(case: str) -> None:
     assert (got.hard, got.soft) == (hard, soft)
     if hard == 0:  # a feasible solution reads into a Timetable without loss
         assert evaluate(Timetable.from_assignments(instance, assignments)) == cost
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.endswith("-good")])
+def test_each_curriculum_is_charged_its_isolated_lectures_and_its_courses_costs(case: str) -> None:
+    """The GA's per-curriculum costs add up to the validator's figures: each curriculum's
+    isolated lectures, plus its courses' own costs counted once per curriculum they belong to."""
+    instance = _instance(case.split("-")[0])
+    timetable = Timetable.from_assignments(
+        instance, parse_sol((CTT_DIR / "validator-cases" / f"{case}.sol").read_text(), instance))
+    cost, ix = evaluate(timetable), instance.index
+    table = course_period_table(timetable)
+    capacity, working_days, stability = course_costs(instance, table)
+    assert (capacity.sum(), working_days.sum(), stability.sum()) == (
+        cost.room_capacity, cost.min_working_days, cost.room_stability)
+    per_course = capacity + working_days + stability
+    charged = curriculum_costs(timetable)
+    for q, members in enumerate(ix.curriculum_courses):
+        alone = COMPACTNESS_WEIGHT * isolated_lectures(table >= 0, (members,), ix.periods_per_day)
+        assert charged[q] == alone + sum(per_course[c] for c in members)
+    assert charged.sum() == cost.curriculum_compactness + sum(per_course[c] * len(ix.curricula_of[c])
+                                                               for c in range(ix.n_courses))

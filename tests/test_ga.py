@@ -6,10 +6,13 @@ import random
 import threading
 import time
 
+import numpy as np
+
 from solver.construct import feasible_state
-from solver.evaluate import Cost, evaluate
-from solver.ga import CHILD_SHARE, FOUNDER_SHARE, POPULATION, STALL_CHILDREN, evolve
+from solver.evaluate import Cost, curriculum_costs, evaluate
+from solver.ga import CHILD_SHARE, FOUNDER_SHARE, POPULATION, STALL_CHILDREN, _crossover, _genome, evolve
 from solver.ctt import parse_ctt
+from solver.refine import refine
 from solver.timetable import Timetable
 from tests.conftest import CTT_DIR
 
@@ -101,7 +104,30 @@ def test_a_best_that_stalls_ends_the_ga_before_its_time_is_up() -> None:
     # STALL_CHILDREN children in a row without a new best, and no more: the time left is handed on.
     children = reports[POPULATION:]
     assert len(children) == STALL_CHILDREN and all(tt is None for *_, tt in children)
-    # Their annealing alone takes 66 % of the time limit; the GA's own work adds a little. A bound
+    # Their annealing alone takes 69 % of the time limit; the GA's own work adds a little. A bound
     # closer than 90 % would fail on a busy machine, without the stall rule it runs to 100 %.
     assert (POPULATION - 1) * FOUNDER_SHARE + STALL_CHILDREN * CHILD_SHARE < 0.7
     assert spent < 0.9 * time_limit
+
+
+def test_a_child_takes_from_its_second_parent_only_curricula_that_parent_serves_at_a_lower_cost() -> None:
+    candidates = [refine(start(), time_limit=0.3, seed=seed).timetable for seed in range(4)]
+    ix = candidates[0].instance.index
+
+    def cheaper(first: Timetable, second: Timetable) -> np.ndarray:
+        return np.flatnonzero(curriculum_costs(second) < curriculum_costs(first))
+
+    # Two good timetables, each better than the other somewhere.
+    pairs = [(a, b) for a in candidates for b in candidates if 0 < len(cheaper(a, b)) < len(ix.curriculum_courses)]
+    assert pairs
+    first, second = pairs[0]
+    allowed = {c for q in cheaper(first, second) for c in ix.curriculum_courses[q]}
+    moves = 0
+    for seed in range(5):
+        child = _crossover(first, _genome(first, 0), _genome(second, 0), random.Random(seed))
+        moved = [l for l in range(len(first.period)) if (child.period[l], child.room[l]) != (first.period[l], first.room[l])]
+        assert evaluate(child).hard == 0
+        assert all(ix.lecture_course[l] in allowed for l in moved)
+        assert all((child.period[l], child.room[l]) == (second.period[l], second.room[l]) for l in moved)
+        moves += len(moved)
+    assert moves > 0, "where the other parent's slot is free, the lecture moves there"

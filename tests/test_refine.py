@@ -24,8 +24,8 @@ from solver.refine import (
     Schedule,
     SharedBest,
     _Best,
-    first_heat,
     heat_scale,
+    long_anneal_heat,
     refine,
 )
 from solver.state import SearchState
@@ -218,5 +218,24 @@ def test_the_long_anneal_is_as_hot_as_the_cost_it_follows_when_there_is_time_to_
     # With a quarter of the time it takes to cool, a quarter of the heat (within the bounds).
     short = HOT_SECONDS_PER_LECTURE * lectures / 4
     assert long_heat(short) == pytest.approx(T_START * max(low, heat_scale(soft, lectures) / 4))
-    assert first_heat(soft, lectures, short) < first_heat(soft, lectures, plenty)
-    assert first_heat(10**6, lectures, 0.0) == low
+    assert long_anneal_heat(soft, lectures, short) < long_anneal_heat(soft, lectures, plenty)
+    assert long_anneal_heat(10**6, lectures, 0.0) == low
+
+
+def test_without_a_probe_the_long_anneal_begins_at_once() -> None:
+    """After the GA (whose founders probed), the refinement's first cycle is the long anneal."""
+    start = comp01()
+    seconds, heat_from = 30.0, 4 * evaluate(start).soft
+    began = time.monotonic()
+    search = LocalSearch(start, random.Random(0), began, began + seconds, lambda: False, lambda *_: None,
+                         heat_from=heat_from, probe=False)
+    probed = LocalSearch(start, random.Random(0), began, began + seconds, lambda: False, lambda *_: None,
+                         heat_from=heat_from)
+    assert search.annealer.cycle_end == search.annealer.cycle_start, "no probing cycle"
+    assert probed.annealer.cycle_end > probed.annealer.cycle_start
+    now = time.monotonic()
+    assert search.annealer.over(now, search.best.when), "over before it starts: the long anneal comes next"
+    search._reheat(now)
+    lectures = len(start.period)
+    assert not search.annealer.probing and search.annealer.cycle_end == began + seconds
+    assert search.annealer.at(now) == pytest.approx(T_START * long_anneal_heat(heat_from, lectures, began + seconds - now))
