@@ -52,6 +52,10 @@ def wait_for_status(page: object, status: str, timeout: float) -> None:
     )
 
 
+def wait_for_focus(page: object, selector: str) -> None:
+    page.wait_for_function("sel => document.activeElement === document.querySelector(sel)", arg=selector, timeout=5000)
+
+
 def wait_for_full_bar(page: object) -> None:
     page.wait_for_function("() => document.querySelector('#overall').getAttribute('aria-valuenow') === '100'")
 
@@ -134,7 +138,10 @@ def test_cancel_mid_run_keeps_the_best_timetable_at_phone_width(service: Service
     assert page.locator("#job-status").get_attribute("data-status") == "running"
     page.get_by_role("button", name="Cancel job").focus()
     page.keyboard.press("Enter")
+    # Each key goes where the focus is: wait for the dialog's autofocus before moving on.
+    wait_for_focus(page, "#cancel-dialog button[value=keep]")
     page.keyboard.press("Tab")  # from "Keep running" (autofocused) to "Cancel job"
+    wait_for_focus(page, "#cancel-dialog button[value=cancel]")
     page.keyboard.press("Enter")
 
     wait_for_status(page, "cancelled", 30)
