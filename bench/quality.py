@@ -224,23 +224,57 @@ def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, 
     )
 
 
+# Student's t at 97.5 % by degrees of freedom (beyond the table: the normal's 1.96), for the
+# ablation's 95 % interval of a difference between two means over a handful of seeds.
+T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
+         12: 2.18, 14: 2.14, 16: 2.12, 18: 2.10, 20: 2.09, 25: 2.06, 30: 2.04}
+
+
+def difference_interval(variant: list[int], full: list[int]) -> tuple[float, float] | None:
+    """The 95 % interval of mean(variant) - mean(full), pooled two-sample t (seeds are
+    independent runs); None with fewer than two totals on either side."""
+    n, m = len(variant), len(full)
+    if n < 2 or m < 2:
+        return None
+    pooled = ((n - 1) * statistics.variance(variant) + (m - 1) * statistics.variance(full)) / (n + m - 2)
+    t = T_975[max(k for k in T_975 if k <= n + m - 2)] if n + m - 2 <= max(T_975) else 1.96
+    half = t * (pooled * (1 / n + 1 / m)) ** 0.5
+    d = statistics.mean(variant) - statistics.mean(full)
+    return d - half, d + half
+
+
+def ablation_verdict(interval: tuple[float, float] | None) -> str:
+    """What leaving the stage out did: only an interval clear of 0 is an effect."""
+    if interval is None:
+        return "–"
+    low, high = interval
+    return "the stage earns its place" if low > 0 else "the stage costs" if high < 0 else "tie (within the seeds' spread)"
+
+
 def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> str:
     """Per variant, the mean soft cost per instance and of the total over the seeds every
-    variant ran, and the change against the full pipeline."""
+    variant ran, the totals per seed, and the change against the full pipeline with its 95 %
+    interval: a stage earns its place when leaving it out costs more than the seeds' spread."""
     seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in variants)))
     mean: dict[tuple[str, str], float] = {}
     for v in variants:
         for n in names:
             mean[v, n] = statistics.mean(r.soft for r in runs if r.variant == v and r.instance == n and r.seed in seeds)
+    totals = {v: [sum(r.soft for r in runs if r.variant == v and r.seed == s and r.instance in names) for s in seeds]
+              for v in variants}
     lines = [
-        f"| variant (seeds {','.join(map(str, seeds))}) | " + " | ".join(names) + " | **mean total** | vs full |",
-        "|---|" + "---|" * (len(names) + 2),
+        f"| variant (seeds {','.join(map(str, seeds))}) | " + " | ".join(names)
+        + " | **mean total** | totals per seed | vs full | difference, 95 % interval | verdict |",
+        "|---|" + "---|" * (len(names) + 5),
     ]
     full_total = sum(mean[FULL, n] for n in names)
     for v in variants:
         total = sum(mean[v, n] for n in names)
         change = "–" if v == FULL else f"{100 * (total - full_total) / full_total:+.1f} %"
-        lines.append(f"| {v} | " + " | ".join(f"{mean[v, n]:.1f}" for n in names) + f" | **{total:.1f}** | {change} |")
+        interval = None if v == FULL else difference_interval(totals[v], totals[FULL])
+        shown = "–" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}"
+        lines.append(f"| {v} | " + " | ".join(f"{mean[v, n]:.1f}" for n in names) + f" | **{total:.1f}** "
+                     f"| {', '.join(map(str, totals[v]))} | {change} | {shown} | {'–' if v == FULL else ablation_verdict(interval)} |")
     return "\n".join(lines)
 
 

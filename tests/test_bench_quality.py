@@ -6,8 +6,8 @@ from __future__ import annotations
 from concurrent.futures import Future
 from pathlib import Path
 
-from bench.quality import (FULL, LEAVE_OUT, VARIANTS, Run, ablation_table, journal_runs, journal_writer, runs_from, runs_table,
-                           solver_digest)
+from bench.quality import (FULL, LEAVE_OUT, VARIANTS, Run, ablation_table, ablation_verdict, difference_interval, journal_runs,
+                           journal_writer, runs_from, runs_table, solver_digest)
 
 
 def test_reads_back_the_runs_it_printed(tmp_path: Path) -> None:
@@ -25,9 +25,10 @@ def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
             for i, v in enumerate(VARIANTS) for n, base in (("a", 100), ("b", 200)) for s in (0, 1)]
     table = ablation_table(runs, ["a", "b"], list(VARIANTS))
     full = next(line for line in table.splitlines() if line.startswith(f"| {FULL} "))
-    assert "| 100.5 | 200.5 | **301.0** | – |" in full
+    assert full.endswith("| 100.5 | 200.5 | **301.0** | 300, 302 | – | – | – |")
     last = table.splitlines()[-1]  # the last variant: 30 more on each instance, 60 on the total
-    assert last.endswith("| 130.5 | 230.5 | **361.0** | +19.9 % |")
+    # Totals 360, 362 against 300, 302: a difference of 60, +- t(2 df) 4.30 x sqrt(2) = 6.1.
+    assert last.endswith("| 130.5 | 230.5 | **361.0** | 360, 362 | +19.9 % | +53.9 to +66.1 | the stage earns its place |")
 
 
 def test_an_ablation_of_some_stages_shows_those_in_the_order_asked() -> None:
@@ -38,7 +39,16 @@ def test_an_ablation_of_some_stages_shows_those_in_the_order_asked() -> None:
     rows = ablation_table(runs, ["a"], [FULL, without_ga]).splitlines()
     assert rows[0].startswith("| variant (seeds 0,1,2) |")
     assert [row.split(" | ")[0] for row in rows[2:]] == [f"| {FULL}", f"| {without_ga}"]
-    assert rows[-1].endswith("| **110.0** | +10.0 % |")
+    assert rows[-1].endswith("| **110.0** | 110, 110, 110 | +10.0 % | +10.0 to +10.0 | the stage earns its place |")
+
+
+def test_a_difference_within_the_seeds_spread_is_a_tie_and_a_saving_beyond_it_a_cost() -> None:
+    full = [100, 120, 110]
+    assert difference_interval([105, 125, 95], full) is not None
+    assert ablation_verdict(difference_interval([105, 125, 95], full)) == "tie (within the seeds' spread)"
+    assert ablation_verdict(difference_interval([60, 70, 65], full)) == "the stage costs"
+    assert ablation_verdict(difference_interval([160, 170, 165], full)) == "the stage earns its place"
+    assert difference_interval([100], full) is None  # one seed has no spread to judge by
 
 
 def test_a_journal_gives_back_only_the_runs_of_the_same_budget_and_solver_code(tmp_path: Path) -> None:
