@@ -117,17 +117,19 @@ def test_a_child_takes_from_its_second_parent_only_curricula_that_parent_serves_
     def cheaper(first: Timetable, second: Timetable) -> np.ndarray:
         return np.flatnonzero(curriculum_costs(second) < curriculum_costs(first))
 
-    # Two good timetables, each better than the other somewhere.
+    # Good timetables, each better than another somewhere. Every ordered pair is crossed: the
+    # timed refinement gives different timetables on a slower machine, and one pair alone may
+    # have no free slot for the curricula it may take (seen in CI on one machine).
     pairs = [(a, b) for a in candidates for b in candidates if 0 < len(cheaper(a, b)) < len(ix.curriculum_courses)]
     assert pairs
-    first, second = pairs[0]
-    allowed = {c for q in cheaper(first, second) for c in ix.curriculum_courses[q]}
     moves = 0
-    for seed in range(5):
-        child = _crossover(first, _genome(first, 0), _genome(second, 0), random.Random(seed))
-        moved = [l for l in range(len(first.period)) if (child.period[l], child.room[l]) != (first.period[l], first.room[l])]
-        assert evaluate(child).hard == 0
-        assert all(ix.lecture_course[l] in allowed for l in moved)
-        assert all((child.period[l], child.room[l]) == (second.period[l], second.room[l]) for l in moved)
-        moves += len(moved)
+    for first, second in pairs:
+        allowed = {c for q in cheaper(first, second) for c in ix.curriculum_courses[q]}
+        for seed in range(5):
+            child = _crossover(first, _genome(first, 0), _genome(second, 0), random.Random(seed))
+            moved = [l for l in range(len(first.period)) if (child.period[l], child.room[l]) != (first.period[l], first.room[l])]
+            assert evaluate(child).hard == 0
+            assert all(ix.lecture_course[l] in allowed for l in moved)
+            assert all((child.period[l], child.room[l]) == (second.period[l], second.room[l]) for l in moved)
+            moves += len(moved)
     assert moves > 0, "where the other parent's slot is free, the lecture moves there"
