@@ -33,6 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
+from bench.calibration import kernel_speed
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.model import Instance
@@ -67,6 +68,9 @@ class Run:
     proposed_per_second: float | None  # the refinement's moves; None when it did not run
     accepted_per_second: float | None
     variant: str = FULL
+    # The machine's kernel speed just before the run (bench.calibration); None in runs
+    # journaled before it was recorded.
+    kernel_speed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def _load(path: str) -> Instance:
 
 def run_pipeline(path: str, time_limit: float, workers: int, seed: int, variant: str = FULL) -> Run:
     instance = _load(path)
+    speed = kernel_speed()
     started = time.monotonic()
     options = SolveOptions(time_limit=time_limit, seed=seed, workers=workers, skip=VARIANTS[variant])
     result = solve(instance, options)
@@ -112,6 +117,7 @@ def run_pipeline(path: str, time_limit: float, workers: int, seed: int, variant:
         moves.proposed_per_second if moves and moves.seconds > 0 else None,
         moves.accepted_per_second if moves and moves.seconds > 0 else None,
         variant,
+        speed,
     )
 
 
