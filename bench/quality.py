@@ -14,6 +14,9 @@ stage's time given to the next one, and prints the mean total of each variant
 solving them again. `--journal runs.jsonl` appends every finished run to that file as it
 ends, and a later run of the bench with the same budget and solver code solves only what
 it lacks: long measurements survive being cut off and can be gathered over several sittings.
+Machines differ between sittings, so each run first times a fixed workload of the search
+kernel (bench.calibration) and records the machine's speed with its result; the ablation
+gives no verdict on variants whose runs the machine ran at speeds more than 10 % apart.
 
     ./dev bench quality ../shared/ctt/instances/comp0*.ctt --time 120 --workers 1 --jobs 2 --seeds 0-4 --ablate 0-2
 """
@@ -33,7 +36,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from bench.calibration import kernel_speed
+from bench.calibration import kernel_speed, speeds_agree
 from solver.ctt import parse_ctt
 from solver.evaluate import Cost, evaluate
 from solver.model import Instance
@@ -257,30 +260,61 @@ def ablation_verdict(interval: tuple[float, float] | None) -> str:
     return "the stage earns its place" if low > 0 else "the stage costs" if high < 0 else "tie (within the seeds' spread)"
 
 
+def speed_range(runs: list[Run]) -> tuple[float, float] | None:
+    """The slowest and fastest kernel speed the machine had over `runs`; None if any run lacks one."""
+    speeds = [r.kernel_speed for r in runs]
+    if not speeds or None in speeds:
+        return None
+    return min(speeds), max(speeds)  # type: ignore[type-var]
+
+
+def _speed_cell(speeds: tuple[float, float] | None) -> str:
+    if speeds is None:
+        return "–"
+    low, high = speeds
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}"
+
+
+def compared_verdict(interval: tuple[float, float] | None, speeds: tuple[float, float] | None,
+                     full_speeds: tuple[float, float] | None) -> str:
+    """The ablation's verdict, unless the machine ran the variants' runs at different speeds:
+    then the difference may be the machine's, not the stage's."""
+    if speeds is None or full_speeds is None:
+        return f"{ablation_verdict(interval)} (machine speed not recorded)"
+    low, high = min(speeds[0], full_speeds[0]), max(speeds[1], full_speeds[1])
+    if not speeds_agree(low, high):
+        return f"not comparable: the kernel ran at {_speed_cell(speeds)} against {_speed_cell(full_speeds)} M moves/s"
+    return ablation_verdict(interval)
+
+
 def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> str:
     """Per variant, the mean soft cost per instance and of the total over the seeds every
-    variant ran, the totals per seed, and the change against the full pipeline with its 95 %
-    interval: a stage earns its place when leaving it out costs more than the seeds' spread."""
+    variant ran, the totals per seed, the machine's kernel speed over its runs, and the change
+    against the full pipeline with its 95 % interval: a stage earns its place when leaving it
+    out costs more than the seeds' spread, on a machine running as fast for both."""
     seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in variants)))
-    mean: dict[tuple[str, str], float] = {}
-    for v in variants:
-        for n in names:
-            mean[v, n] = statistics.mean(r.soft for r in runs if r.variant == v and r.instance == n and r.seed in seeds)
-    totals = {v: [sum(r.soft for r in runs if r.variant == v and r.seed == s and r.instance in names) for s in seeds]
-              for v in variants}
+    compared = {v: [r for r in runs if r.variant == v and r.instance in names and r.seed in seeds] for v in variants}
+    mean = {(v, n): statistics.mean(r.soft for r in compared[v] if r.instance == n) for v in variants for n in names}
+    totals = {v: [sum(r.soft for r in compared[v] if r.seed == s) for s in seeds] for v in variants}
+    speeds = {v: speed_range(compared[v]) for v in variants}
     lines = [
         f"| variant (seeds {','.join(map(str, seeds))}) | " + " | ".join(names)
-        + " | **mean total** | totals per seed | vs full | difference, 95 % interval | verdict |",
-        "|---|" + "---|" * (len(names) + 5),
+        + " | **mean total** | totals per seed | kernel M moves/s | vs full | difference, 95 % interval | verdict |",
+        "|---|" + "---|" * (len(names) + 6),
     ]
     full_total = sum(mean[FULL, n] for n in names)
     for v in variants:
         total = sum(mean[v, n] for n in names)
-        change = "–" if v == FULL else f"{100 * (total - full_total) / full_total:+.1f} %"
-        interval = None if v == FULL else difference_interval(totals[v], totals[FULL])
-        shown = "–" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}"
-        lines.append(f"| {v} | " + " | ".join(f"{mean[v, n]:.1f}" for n in names) + f" | **{total:.1f}** "
-                     f"| {', '.join(map(str, totals[v]))} | {change} | {shown} | {'–' if v == FULL else ablation_verdict(interval)} |")
+        cells = [f"{mean[v, n]:.1f}" for n in names] + [f"**{total:.1f}**", ", ".join(map(str, totals[v])),
+                                                         _speed_cell(speeds[v])]
+        if v == FULL:
+            cells += ["–", "–", "–"]
+        else:
+            interval = difference_interval(totals[v], totals[FULL])
+            cells += [f"{100 * (total - full_total) / full_total:+.1f} %",
+                      "–" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}",
+                      compared_verdict(interval, speeds[v], speeds[FULL])]
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from pathlib import Path
 
+from bench.calibration import kernel_speed, speeds_agree
 from bench.quality import (FULL, LEAVE_OUT, VARIANTS, Run, ablation_table, ablation_verdict, difference_interval, journal_runs,
                            journal_writer, runs_from, runs_table, solver_digest)
 
@@ -21,25 +22,46 @@ def test_reads_back_the_runs_it_printed(tmp_path: Path) -> None:
 
 
 def test_ablation_table_compares_each_variant_with_the_full_pipeline() -> None:
-    runs = [Run(n, s, 0, base + 10 * i + s, "", "", "", 1.0, None, None, v)
+    runs = [Run(n, s, 0, base + 10 * i + s, "", "", "", 1.0, None, None, v, 0.8 + 0.01 * s)
             for i, v in enumerate(VARIANTS) for n, base in (("a", 100), ("b", 200)) for s in (0, 1)]
     table = ablation_table(runs, ["a", "b"], list(VARIANTS))
     full = next(line for line in table.splitlines() if line.startswith(f"| {FULL} "))
-    assert full.endswith("| 100.5 | 200.5 | **301.0** | 300, 302 | – | – | – |")
+    assert full.endswith("| 100.5 | 200.5 | **301.0** | 300, 302 | 0.80–0.81 | – | – | – |")
     last = table.splitlines()[-1]  # the last variant: 30 more on each instance, 60 on the total
     # Totals 360, 362 against 300, 302: a difference of 60, +- t(2 df) 4.30 x sqrt(2) = 6.1.
-    assert last.endswith("| 130.5 | 230.5 | **361.0** | 360, 362 | +19.9 % | +53.9 to +66.1 | the stage earns its place |")
+    assert last.endswith("| 130.5 | 230.5 | **361.0** | 360, 362 | 0.80–0.81 | +19.9 % | +53.9 to +66.1 "
+                         "| the stage earns its place |")
 
 
 def test_an_ablation_of_some_stages_shows_those_in_the_order_asked() -> None:
     without_ga, _ = LEAVE_OUT["ga"]
-    runs = [Run("a", s, 0, soft, "", "", "", 1.0, None, None, v)
+    runs = [Run("a", s, 0, soft, "", "", "", 1.0, None, None, v, 0.8)
             for s in (0, 1, 2) for v, soft in ((FULL, 100), (without_ga, 110))]
     runs.append(Run("a", 3, 0, 999, "", "", "", 1.0, None, None, FULL))  # a seed the ablation lacks
     rows = ablation_table(runs, ["a"], [FULL, without_ga]).splitlines()
     assert rows[0].startswith("| variant (seeds 0,1,2) |")
     assert [row.split(" | ")[0] for row in rows[2:]] == [f"| {FULL}", f"| {without_ga}"]
-    assert rows[-1].endswith("| **110.0** | 110, 110, 110 | +10.0 % | +10.0 to +10.0 | the stage earns its place |")
+    assert rows[-1].endswith("| **110.0** | 110, 110, 110 | 0.80 | +10.0 % | +10.0 to +10.0 | the stage earns its place |")
+
+
+def test_the_ablation_judges_no_difference_the_machine_may_have_made() -> None:
+    """Runs of a variant on a machine running the kernel at half speed are not compared; runs
+    without a recorded speed keep their verdict, with the reason to doubt it."""
+    without_ga, _ = LEAVE_OUT["ga"]
+
+    def verdict(full_speed: float | None, variant_speed: float | None) -> str:
+        runs = [Run("a", s, 0, base + s, "", "", "", 1.0, None, None, v, speed) for s in (0, 1, 2)
+                for v, base, speed in ((FULL, 100, full_speed), (without_ga, 150, variant_speed))]
+        return ablation_table(runs, ["a"], [FULL, without_ga]).splitlines()[-1].rsplit(" | ", 1)[1]
+
+    assert verdict(0.80, 0.85) == "the stage earns its place |"  # within 10 %
+    assert verdict(0.80, 0.45) == "not comparable: the kernel ran at 0.45 against 0.80 M moves/s |"
+    assert verdict(None, 0.80) == "the stage earns its place (machine speed not recorded) |"
+
+
+def test_the_machine_speed_is_a_fixed_workload_timed() -> None:
+    assert 0 < kernel_speed() < 100  # million moves per second: a figure, not a count
+    assert speeds_agree(1.0, 0.91) and not speeds_agree(1.0, 0.89)
 
 
 def test_a_difference_within_the_seeds_spread_is_a_tie_and_a_saving_beyond_it_a_cost() -> None:
