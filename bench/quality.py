@@ -233,22 +233,34 @@ def _total(runs: list[Run], monos: dict[str, Mono], known: dict[str, tuple[int, 
     )
 
 
-# Student's t at 97.5 % by degrees of freedom (beyond the table: the normal's 1.96), for the
-# ablation's 95 % interval of a difference between two means over a handful of seeds.
+# Student's t at 97.5 % by degrees of freedom (a fractional count takes the row below it;
+# beyond the table, the normal's 1.96), for the ablation's 95 % interval of a difference.
 T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
-         12: 2.18, 14: 2.14, 16: 2.12, 18: 2.10, 20: 2.09, 25: 2.06, 30: 2.04}
+         12: 2.18, 14: 2.14, 16: 2.12, 18: 2.10, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}
 
 
-def difference_interval(variant: list[int], full: list[int]) -> tuple[float, float] | None:
-    """The 95 % interval of mean(variant) - mean(full), pooled two-sample t (seeds are
-    independent runs); None with fewer than two totals on either side."""
-    n, m = len(variant), len(full)
-    if n < 2 or m < 2:
+def _t975(df: float) -> float:
+    return T_975[max(k for k in T_975 if k <= df)] if df < 2 * max(T_975) else 1.96
+
+
+def difference_interval(variant: dict[str, list[int]], full: dict[str, list[int]]) -> tuple[float, float] | None:
+    """The 95 % interval of the variant's mean total minus the full pipeline's, from each
+    one's soft costs per instance over the seeds; None if some instance has fewer than two.
+
+    Every run is independent (seed 3 of one instance has nothing to do with seed 3 of
+    another), so the variance of a mean total is the sum of its instances' variances of the
+    mean, with Welch-Satterthwaite's degrees of freedom. (Totals per seed would pair runs at
+    random and judge the spread by a handful of sums instead of by every run.)"""
+    samples = [*variant.values(), *full.values()]
+    if any(len(costs) < 2 for costs in samples):
         return None
-    pooled = ((n - 1) * statistics.variance(variant) + (m - 1) * statistics.variance(full)) / (n + m - 2)
-    t = T_975[max(k for k in T_975 if k <= n + m - 2)] if n + m - 2 <= max(T_975) else 1.96
-    half = t * (pooled * (1 / n + 1 / m)) ** 0.5
-    d = statistics.mean(variant) - statistics.mean(full)
+    parts = [(statistics.variance(costs) / len(costs), len(costs) - 1) for costs in samples]
+    variance = sum(v for v, _ in parts)
+    d = sum(map(statistics.mean, variant.values())) - sum(map(statistics.mean, full.values()))
+    if variance == 0:
+        return d, d
+    df = variance ** 2 / sum(v ** 2 / k for v, k in parts)
+    half = _t975(df) * variance ** 0.5
     return d - half, d + half
 
 
@@ -280,7 +292,7 @@ def compared_verdict(interval: tuple[float, float] | None, speeds: tuple[float, 
     """The ablation's verdict, unless the machine ran the variants' runs at different speeds:
     then the difference may be the machine's, not the stage's."""
     if speeds is None or full_speeds is None:
-        return f"{ablation_verdict(interval)} (machine speed not recorded)"
+        return f"{ablation_verdict(interval)}; machine speed not recorded"
     low, high = min(speeds[0], full_speeds[0]), max(speeds[1], full_speeds[1])
     if not speeds_agree(low, high):
         return f"not comparable: the kernel ran at {_speed_cell(speeds)} against {_speed_cell(full_speeds)} M moves/s"
@@ -310,7 +322,8 @@ def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> st
         if v == FULL:
             cells += ["–", "–", "–"]
         else:
-            interval = difference_interval(totals[v], totals[FULL])
+            interval = difference_interval(*({n: [r.soft for r in compared[u] if r.instance == n] for n in names}
+                                             for u in (v, FULL)))
             cells += [f"{100 * (total - full_total) / full_total:+.1f} %",
                       "–" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}",
                       compared_verdict(interval, speeds[v], speeds[FULL])]
