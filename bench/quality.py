@@ -274,10 +274,10 @@ def ablation_verdict(interval: tuple[float, float] | None) -> str:
 
 def speed_range(runs: list[Run]) -> tuple[float, float] | None:
     """The slowest and fastest kernel speed the machine had over `runs`; None if any run lacks one."""
-    speeds = [r.kernel_speed for r in runs]
-    if not speeds or None in speeds:
+    speeds = [r.kernel_speed for r in runs if r.kernel_speed is not None]
+    if not speeds or len(speeds) < len(runs):
         return None
-    return min(speeds), max(speeds)  # type: ignore[type-var]
+    return min(speeds), max(speeds)
 
 
 def _speed_cell(speeds: tuple[float, float] | None) -> str:
