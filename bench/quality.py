@@ -306,7 +306,8 @@ def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> st
     out costs more than the seeds' spread, on a machine running as fast for both."""
     seeds = sorted(set.intersection(*({r.seed for r in runs if r.variant == v} for v in variants)))
     compared = {v: [r for r in runs if r.variant == v and r.instance in names and r.seed in seeds] for v in variants}
-    mean = {(v, n): statistics.mean(r.soft for r in compared[v] if r.instance == n) for v in variants for n in names}
+    softs = {v: {n: [r.soft for r in compared[v] if r.instance == n] for n in names} for v in variants}
+    mean = {(v, n): statistics.mean(softs[v][n]) for v in variants for n in names}
     totals = {v: [sum(r.soft for r in compared[v] if r.seed == s) for s in seeds] for v in variants}
     speeds = {v: speed_range(compared[v]) for v in variants}
     lines = [
@@ -322,8 +323,7 @@ def ablation_table(runs: list[Run], names: list[str], variants: list[str]) -> st
         if v == FULL:
             cells += ["–", "–", "–"]
         else:
-            interval = difference_interval(*({n: [r.soft for r in compared[u] if r.instance == n] for n in names}
-                                             for u in (v, FULL)))
+            interval = difference_interval(softs[v], softs[FULL])
             cells += [f"{100 * (total - full_total) / full_total:+.1f} %",
                       "–" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}",
                       compared_verdict(interval, speeds[v], speeds[FULL])]
