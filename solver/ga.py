@@ -1,12 +1,8 @@
 """A memetic genetic algorithm (DEAP) that recombines several good, different timetables.
 
-It is the refinement's probe, done by a population: the founders are hot annealing runs of
-the compiled kernel from the input, as hot as its cost calls for and each as long as the
-refinement's probe, with different seeds (different good timetables, where the refinement
-alone would run one probing cycle). A shorter founder hands on a worse timetable than the probe
-it stands in for (DDS1, 900 lectures, 120 s on one core: founders of 1.8 s gave 172-188, one
-probe of 11.4 s 134-155), so the population grows only as far as the GA's time and workers
-allow: on one core, where a probe takes all of it, the GA is that probe.
+It is the refinement's probe, done by a population: the founders are short, hot annealing
+runs of the compiled kernel from the input, as hot as its cost calls for, with different
+seeds (different good timetables, where the refinement alone would run one probing cycle).
 A child is its first parent with the courses of some curricula moved to the second parent's
 slots, lecture by lecture, wherever that stays feasible (so no repair is needed): of the
 curricula the second parent serves at a lower cost, at most a third. A short, cool annealing
@@ -30,12 +26,13 @@ from deap import base, creator, tools
 from solver.construct import feasible_state
 from solver.evaluate import Cost, curriculum_costs, evaluate
 from solver.progress import SearchCallback, StopCheck, ignore_search, never_stop
-from solver.refine import LocalSearch, Schedule, probe_seconds
+from solver.refine import LocalSearch, Schedule
 from solver.state import SearchState
 from solver.timetable import Timetable
 
 POPULATION = 4
-# Seconds of annealing per child, as a share of the GA's time (a founder's: `probe_seconds`).
+# Seconds of annealing per founder and per child, as shares of the GA's time.
+FOUNDER_SHARE = 0.15
 CHILD_SHARE = 0.03
 # Children in a row that do not improve the best, after which the GA's time serves better
 # in the refinement: more than the population, so every member has had its chances to mate.
@@ -78,7 +75,7 @@ def _crossover(template: Timetable, first: list, second: list, rng: random.Rando
     n = len(template.period)
     curricula = template.instance.index.curriculum_courses
     third = max(1, len(curricula) // 3)
-    cheaper = np.flatnonzero(curriculum_costs(_timetable(template, second)) < curriculum_costs(_timetable(template, first)))
+    cheaper = np.flatnonzero(curriculum_costs(_timetable(template, second)) < curriculum_costs(child.to_timetable()))
     chosen = rng.sample(cheaper.tolist(), min(third, len(cheaper))) if len(cheaper) else rng.sample(range(len(curricula)), third)
     for c in {c for q in chosen for c in curricula[q]}:
         for l in child.lectures_of[c]:
@@ -121,30 +118,28 @@ def evolve(
 
     optimal = threading.Event()  # one member of cost 0 ends the others' annealing too
 
-    def anneal_one(start_tt: Timetable, seconds: float, schedule: Schedule, seed: int) -> list:
-        genome = _anneal(start_tt, seconds, deadline, schedule, random.Random(seed),
+    def anneal_one(start_tt: Timetable, share: float, schedule: Schedule, seed: int) -> list:
+        genome = _anneal(start_tt, share * time_limit, deadline, schedule, random.Random(seed),
                          lambda: should_stop() or optimal.is_set())
         if genome.fitness.values[0] == 0:
             optimal.set()
         return genome
 
-    def anneal_all(starts: list[Timetable], seconds: float, schedule: Schedule) -> list[list]:
+    def anneal_all(starts: list[Timetable], share: float, schedule: Schedule) -> list[list]:
         """Anneals each start, `workers` at once (the kernel runs without the GIL)."""
         seeds = [rng.randrange(2**31) for _ in starts]
-        return list(pool.map(lambda tt, s: anneal_one(tt, seconds, schedule, s), starts, seeds))
-
-    founding = probe_seconds(len(base_tt.period), time_limit)
+        return list(pool.map(lambda tt, s: anneal_one(tt, share, schedule, s), starts, seeds))
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         while running():
             before = hof[0].fitness.values[0]
             if len(population) < POPULATION:
-                population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), founding, FOUNDING)
+                population += anneal_all([base_tt] * min(workers, POPULATION - len(population)), FOUNDER_SHARE, FOUNDING)
             else:
                 stalled += workers
                 parents = [tools.selTournament(population, 2, tournsize=2) for _ in range(workers)]
                 mixed = [_crossover(base_tt, first, second, rng) for first, second in parents]
-                for child in anneal_all(mixed, CHILD_SHARE * time_limit, SETTLING):
+                for child in anneal_all(mixed, CHILD_SHARE, SETTLING):
                     if all(child.fitness.values != ind.fitness.values for ind in population):
                         population = tools.selBest(population + [child], POPULATION)
             hof.update(population)

@@ -61,11 +61,6 @@ HEAT_BOUNDS = (0.4, 4.0)
 HOT_SECONDS_PER_LECTURE = 1.0
 
 
-def probe_seconds(lectures: int, at_most: float) -> float:
-    """How long a probing cycle lasts: CYCLE_PER_LECTURE a lecture, at least MIN_CYCLE."""
-    return min(max(MIN_CYCLE, CYCLE_PER_LECTURE * lectures), at_most)
-
-
 def heat_scale(soft: int, lectures: int) -> float:
     """How much hotter than the schedule's own temperatures a search at cost `soft` runs."""
     low, high = HEAT_BOUNDS
@@ -360,7 +355,7 @@ class LocalSearch:
             return seconds
         if not self.probe:
             return 0.0
-        return probe_seconds(len(self.timetable.period), PROBE_SHARE * seconds)
+        return min(max(MIN_CYCLE, CYCLE_PER_LECTURE * len(self.timetable.period)), PROBE_SHARE * seconds)
 
     def run(self) -> None:
         kernel.seed(self.kernel_seed)  # the kernel's random state is the running thread's own

@@ -10,9 +10,9 @@ import numpy as np
 
 from solver.construct import feasible_state
 from solver.evaluate import Cost, curriculum_costs, evaluate
-from solver.ga import CHILD_SHARE, POPULATION, STALL_CHILDREN, _crossover, _genome, evolve
+from solver.ga import CHILD_SHARE, FOUNDER_SHARE, POPULATION, STALL_CHILDREN, _crossover, _genome, evolve
 from solver.ctt import parse_ctt
-from solver.refine import probe_seconds, refine
+from solver.refine import refine
 from solver.timetable import Timetable
 from tests.conftest import CTT_DIR
 
@@ -29,7 +29,7 @@ def test_keeps_hard_zero_never_worse_and_reports_generations() -> None:
     out = evolve(first, time_limit=2, seed=0, on_generation=lambda *r: reports.append(r))
     assert evaluate(out).hard == 0
     assert evaluate(out).key <= evaluate(first).key
-    assert len(reports) >= 2
+    assert len(reports) >= 3
     assert [r[0] for r in reports] == list(range(len(reports)))
     assert all(done <= total for done, total, _, _ in reports)
     assert reports[-1][2].soft == evaluate(out).soft
@@ -104,24 +104,10 @@ def test_a_best_that_stalls_ends_the_ga_before_its_time_is_up() -> None:
     # STALL_CHILDREN children in a row without a new best, and no more: the time left is handed on.
     children = reports[POPULATION:]
     assert len(children) == STALL_CHILDREN and all(tt is None for *_, tt in children)
-    # Their annealing alone takes 62 % of the time limit; the GA's own work adds a little. A bound
+    # Their annealing alone takes 69 % of the time limit; the GA's own work adds a little. A bound
     # closer than 90 % would fail on a busy machine, without the stall rule it runs to 100 %.
-    lectures = len(first.period)
-    assert (POPULATION - 1) * probe_seconds(lectures, time_limit) + STALL_CHILDREN * CHILD_SHARE * time_limit < 0.7 * time_limit
+    assert (POPULATION - 1) * FOUNDER_SHARE + STALL_CHILDREN * CHILD_SHARE < 0.7
     assert spent < 0.9 * time_limit
-
-
-def test_a_founder_anneals_as_long_as_the_probe_so_on_one_core_a_short_ga_is_one_founder() -> None:
-    # comp01's probe (0.15 s a lecture, 160 lectures) outlasts a GA of 2 s: one founder takes all of it.
-    first = start()
-    assert probe_seconds(len(first.period), 2.0) == 2.0
-    reports: list[tuple[int, int, Cost, Timetable | None]] = []
-    began = time.monotonic()
-    out = evolve(first, time_limit=2.0, seed=3, on_generation=lambda *r: reports.append(r))
-    spent = time.monotonic() - began
-    assert len(reports) == 2, "the input's report and one founder's, no child"
-    assert spent >= 0.9 * 2.0, "the founder anneals for the GA's whole time"
-    assert evaluate(out).key < evaluate(first).key
 
 
 def test_a_child_takes_from_its_second_parent_only_curricula_that_parent_serves_at_a_lower_cost() -> None:
