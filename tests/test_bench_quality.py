@@ -4,6 +4,7 @@ its journal (for a bench cut short), and sums the ablation per variant."""
 from __future__ import annotations
 
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 from bench.calibration import kernel_speed, speeds_agree
@@ -50,14 +51,18 @@ def test_the_ablation_judges_no_difference_the_machine_may_have_made() -> None:
     without a recorded speed keep their verdict, with the reason to doubt it."""
     without_ga, _ = LEAVE_OUT["ga"]
 
-    def verdict(full_speed: float | None, variant_speed: float | None) -> str:
+    def verdict(full_speed: float | None, variant_speed: float | None, outlier: float | None = None) -> str:
         runs = [Run("a", s, 0, base + s, "", "", "", 1.0, None, None, v, speed) for s in (0, 1, 2)
                 for v, base, speed in ((FULL, 100, full_speed), (without_ga, 150, variant_speed))]
+        if outlier is not None:  # one calibration of the variant's read while the other run started
+            runs[1] = replace(runs[1], kernel_speed=outlier)
         return ablation_table(runs, ["a"], [FULL, without_ga]).splitlines()[-1].rsplit(" | ", 1)[1]
 
     assert verdict(0.80, 0.85) == "the stage earns its place |"  # within 10 %
-    assert verdict(0.80, 0.45) == "not comparable: the kernel ran at 0.45 against 0.80 M moves/s |"
+    assert verdict(0.80, 0.45) == "not comparable: the kernel ran at 0.45 against 0.80 M moves/s (medians) |"
     assert verdict(None, 0.80) == "the stage earns its place; machine speed not recorded |"
+    assert verdict(0.80, 0.80, outlier=0.51) == "the stage earns its place |", "one low reading moves no median"
+    assert verdict(0.80, 0.45, outlier=0.80) == "not comparable: the kernel ran at 0.45 against 0.80 M moves/s (medians) |"
 
 
 def test_the_machine_speed_is_a_fixed_workload_timed() -> None:
