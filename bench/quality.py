@@ -272,12 +272,16 @@ def ablation_verdict(interval: tuple[float, float] | None) -> str:
     return "the stage earns its place" if low > 0 else "the stage costs" if high < 0 else "tie (within the seeds' spread)"
 
 
-def speed_range(runs: list[Run]) -> tuple[float, float] | None:
-    """The slowest and fastest kernel speed the machine had over `runs`; None if any run lacks one."""
+def _recorded_speeds(runs: list[Run]) -> list[float] | None:
+    """The kernel speeds of `runs`; None if any run (or all) lacks one."""
     speeds = [r.kernel_speed for r in runs if r.kernel_speed is not None]
-    if not speeds or len(speeds) < len(runs):
-        return None
-    return min(speeds), max(speeds)
+    return speeds if speeds and len(speeds) == len(runs) else None
+
+
+def speed_range(runs: list[Run]) -> tuple[float, float] | None:
+    """The slowest and fastest kernel speed the machine had over `runs`."""
+    speeds = _recorded_speeds(runs)
+    return None if speeds is None else (min(speeds), max(speeds))
 
 
 def _speed_cell(speeds: tuple[float, float] | None) -> str:
@@ -288,9 +292,9 @@ def _speed_cell(speeds: tuple[float, float] | None) -> str:
 
 
 def median_speed(runs: list[Run]) -> float | None:
-    """The kernel speed typical of `runs`; None if any run lacks one."""
-    speeds = [r.kernel_speed for r in runs if r.kernel_speed is not None]
-    return statistics.median(speeds) if speeds and len(speeds) == len(runs) else None
+    """The kernel speed typical of `runs`."""
+    speeds = _recorded_speeds(runs)
+    return None if speeds is None else statistics.median(speeds)
 
 
 def compared_verdict(interval: tuple[float, float] | None, runs: list[Run], full_runs: list[Run]) -> str:
